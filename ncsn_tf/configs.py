@@ -1,0 +1,358 @@
+"""Typed, frozen experiment configurations: one per dataset, layered on defaults.
+
+A `Config` is five frozen dataclasses (data, model, noise, training, sampling).
+Each dataset function below starts from the defaults and overrides what differs
+(the score_sde pattern); command-line overrides are applied with
+`apply_overrides` and validated by `validate`, then the result is frozen.
+Unknown keys and bad values raise `ConfigError` with a one-line message.
+
+Reference settings are those of Song & Ermon (2019), arXiv:1907.05600, and the
+released code ermongroup/ncsn (see ../shared/PAPER.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is wrong; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # Where images come from: "toy" (2-D mixture), "digits" (scikit-learn's bundled
+    # 8x8 digits, no network), "mnist", "cifar10", "celeba" (TFDS), "tfds:<name>"
+    # (any TFDS image dataset) or "folder" (a folder of PNG/JPEG files at `path`).
+    dataset: str = "digits"
+    path: str = ""  # folder of images when dataset == "folder"
+    data_dir: str = ""  # TFDS data_dir; "" = TFDS default (~/tensorflow_datasets)
+    split: str = "train"
+    image_size: int = 8  # square side after crop/resize; ignored for "toy"
+    channels: int = 1  # 1 = grayscale, 3 = RGB; ignored for "toy"
+    center_crop: int = 0  # crop side before resizing; 0 = none (CelebA: 140)
+    random_flip: bool = False  # horizontal flips (reference: CIFAR-10, CelebA)
+    dequantize: bool = True  # x*255/256 + U(0,1)/256, as the reference
+    shuffle_buffer: int = 10_000
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one example: (2,) for the toy mixture, else (H, W, C)."""
+        if self.dataset == "toy":
+            return (2,)
+        return (self.image_size, self.image_size, self.channels)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # "refinenet" = CondRefineNetDilated (the paper's network); "mlp" = a small
+    # conditional MLP for 2-D data (toy experiment).
+    architecture: str = "refinenet"
+    ngf: int = 64  # base width of CondRefineNetDilated (reference: 64 MNIST, 128 CIFAR)
+    mlp_hidden: int = 128  # width of the toy MLP's hidden layers
+    mlp_layers: int = 3  # number of hidden layers of the toy MLP
+    rescale_input: bool = True  # map [0, 1] input to [-1, 1] inside the net (reference)
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    # Geometric ladder sigma_1 > ... > sigma_L (paper: 1.0 -> 0.01, L = 10).
+    sigma_max: float = 1.0
+    sigma_min: float = 0.01
+    num_levels: int = 10
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    batch_size: int = 128  # global batch, split across replicas
+    steps: int = 200_000  # total optimizer steps (reference: 200k)
+    learning_rate: float = 1e-3  # Adam (reference NCSN: 1e-3; NCSNv2: 1e-4)
+    beta1: float = 0.9
+    beta2: float = 0.999
+    adam_epsilon: float = 1e-8  # PyTorch's Adam default, as the reference
+    ema_rate: float = 0.0  # EMA of weights (NCSNv2: 0.999); 0 = off
+    checkpoint_every: int = 5_000  # steps between checkpoints (reference: 5k)
+    keep_checkpoints: int = 3  # how many recent checkpoints CheckpointManager keeps
+    log_every: int = 100  # steps between TensorBoard scalars / progress updates
+    sample_every: int = 0  # steps between sample grids; 0 = only at the end
+    seed: int = 0  # seeds weights, data order and noise
+    precision: str = "float32"  # "float32" or "mixed_bfloat16"
+    strategy: str = "auto"  # auto | default | mirrored | multi_worker | tpu
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    steps_per_level: int = 100  # T (paper: 100)
+    epsilon: float = 2e-5  # step size at the smallest sigma (paper: 2e-5)
+    # "code": x += a*s + sqrt(2a)*z (ermongroup/ncsn, produces the published numbers)
+    # "paper": x += (a/2)*s + sqrt(a)*z (Algorithm 1 as printed).
+    convention: str = "code"
+    final_denoise: bool = False  # NCSNv2's x += sigma_L^2 * s(x, L) at the end
+    num_samples: int = 64  # images in the sample grid the trainer writes
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "default"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+_SECTIONS = ("data", "model", "noise", "training", "sampling")
+
+DATASET_NAMES = ("toy", "digits", "mnist", "cifar10", "celeba", "folder")
+ARCHITECTURES = ("refinenet", "mlp")
+PRECISIONS = ("float32", "mixed_bfloat16")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+CONVENTIONS = ("code", "paper")
+
+
+def _replace(config: Config, **sections: dict[str, Any]) -> Config:
+    """Return `config` with fields of the named sections replaced."""
+    updated = {name: dataclasses.replace(getattr(config, name), **values) for name, values in sections.items()}
+    return dataclasses.replace(config, **updated)
+
+
+# ---------------------------------------------------------------------------
+# One function per dataset, each layered on the defaults above.
+# ---------------------------------------------------------------------------
+
+
+def toy() -> Config:
+    """Paper Section 3.2: 0.2 N((-5,-5), I) + 0.8 N((5,5), I), sigma 20 -> 1, L = 10."""
+    return _replace(
+        Config(name="toy"),
+        data=dict(dataset="toy", dequantize=False, shuffle_buffer=0),
+        model=dict(architecture="mlp", rescale_input=False),
+        noise=dict(sigma_max=20.0, sigma_min=1.0, num_levels=10),
+        training=dict(batch_size=128, steps=5_000, checkpoint_every=1_000, log_every=100),
+        # Paper's toy run: alpha_i = 0.1 * sigma_i^2 / sigma_L^2, x += (a/2)s + sqrt(a)z.
+        sampling=dict(steps_per_level=100, epsilon=0.1, convention="paper", num_samples=1280),
+    )
+
+
+def digits() -> Config:
+    """The embedded default: scikit-learn's 1,797 real 8x8 handwritten digits.
+
+    Sized so the default run trains in about ten minutes on two CPU cores.
+    """
+    return _replace(
+        Config(name="digits"),
+        data=dict(dataset="digits", image_size=8, channels=1, random_flip=False),
+        model=dict(architecture="refinenet", ngf=16),
+        training=dict(batch_size=128, steps=6_000, checkpoint_every=500, log_every=50),
+        sampling=dict(num_samples=100),
+    )
+
+
+def mnist() -> Config:
+    """Reference MNIST setting: 28x28x1, ngf 64 (7,638,657 parameters)."""
+    return _replace(
+        Config(name="mnist"),
+        data=dict(dataset="mnist", image_size=28, channels=1, random_flip=False),
+        model=dict(architecture="refinenet", ngf=64),
+    )
+
+
+def cifar10() -> Config:
+    """Reference CIFAR-10 setting: 32x32x3, ngf 128 (30,117,635 parameters), flips."""
+    return _replace(
+        Config(name="cifar10"),
+        data=dict(dataset="cifar10", image_size=32, channels=3, random_flip=True),
+        model=dict(architecture="refinenet", ngf=128),
+    )
+
+
+def celeba() -> Config:
+    """Reference CelebA setting: center crop 140, resize to 32x32x3, ngf 128, flips."""
+    return _replace(
+        Config(name="celeba"),
+        data=dict(dataset="celeba", image_size=32, channels=3, center_crop=140, random_flip=True),
+        model=dict(architecture="refinenet", ngf=128),
+    )
+
+
+CONFIGS: dict[str, Callable[[], Config]] = {
+    "toy": toy,
+    "digits": digits,
+    "mnist": mnist,
+    "cifar10": cifar10,
+    "celeba": celeba,
+}
+
+
+def get_config(name: str) -> Config:
+    """The named dataset configuration, validated."""
+    if name not in CONFIGS:
+        raise ConfigError(f"unknown config {name!r}; choose one of: {', '.join(CONFIGS)}")
+    return validate(CONFIGS[name]())
+
+
+# ---------------------------------------------------------------------------
+# Overrides, validation, JSON.
+# ---------------------------------------------------------------------------
+
+
+def _field_types(section_cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+def _parse_value(text: str, kind: Any, key: str) -> Any:
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true/false, got {text!r}")
+    if kind is int:
+        try:
+            return int(text.replace("_", ""))
+        except ValueError:
+            try:
+                as_float = float(text)
+            except ValueError:
+                as_float = None
+            if as_float is not None and as_float.is_integer():
+                return int(as_float)
+            raise ConfigError(f"{key}: expected an integer, got {text!r}") from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {text!r}") from None
+    return text
+
+
+def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
+    """Apply "section.key=value" strings (e.g. "training.steps=100"), then validate.
+
+    Raises:
+        ConfigError: for a malformed string, an unknown section or key, or a bad value.
+    """
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form section.key=value (e.g. training.steps=100)")
+        dotted, text = item.split("=", 1)
+        dotted = dotted.strip()
+        if dotted == "name":
+            config = dataclasses.replace(config, name=text)
+            continue
+        if "." not in dotted:
+            raise ConfigError(f"override key {dotted!r} needs a section: one of {', '.join(_SECTIONS)} (e.g. training.steps)")
+        section, key = dotted.split(".", 1)
+        if section not in _SECTIONS:
+            raise ConfigError(f"unknown config section {section!r} in {item!r}; sections: {', '.join(_SECTIONS)}")
+        types = _field_types(type(getattr(config, section)))
+        if key not in types:
+            raise ConfigError(f"unknown config key {dotted!r}; {section} keys: {', '.join(types)}")
+        value = _parse_value(text, types[key], dotted)
+        config = _replace(config, **{section: {key: value}})
+    return validate(config)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(config: Config) -> Config:
+    """Check every value; return the config unchanged or raise ConfigError."""
+    d, m, n, t, s = config.data, config.model, config.noise, config.training, config.sampling
+    _check(
+        d.dataset in DATASET_NAMES or d.dataset.startswith("tfds:"),
+        f"data.dataset={d.dataset!r} is unknown; use one of {', '.join(DATASET_NAMES)} or tfds:<name>",
+    )
+    _check(d.dataset != "folder" or bool(d.path), "data.dataset=folder needs data.path=<folder of images>")
+    _check(d.image_size > 0, f"data.image_size must be positive, got {d.image_size}")
+    _check(d.channels in (1, 3), f"data.channels must be 1 or 3, got {d.channels}")
+    _check(d.center_crop >= 0, f"data.center_crop must be >= 0, got {d.center_crop}")
+    _check(d.shuffle_buffer >= 0, f"data.shuffle_buffer must be >= 0, got {d.shuffle_buffer}")
+    _check(m.architecture in ARCHITECTURES, f"model.architecture={m.architecture!r}; use one of {', '.join(ARCHITECTURES)}")
+    _check(
+        (m.architecture == "mlp") == (d.dataset == "toy"),
+        "model.architecture=mlp is for data.dataset=toy (2-D points) and refinenet for images",
+    )
+    _check(m.ngf > 0 and m.mlp_hidden > 0 and m.mlp_layers > 0, "model.ngf, model.mlp_hidden and model.mlp_layers must be positive")
+    _check(n.sigma_min > 0, f"noise.sigma_min must be positive, got {n.sigma_min}")
+    _check(n.num_levels >= 1, f"noise.num_levels must be >= 1, got {n.num_levels}")
+    _check(
+        n.sigma_max > n.sigma_min or (n.num_levels == 1 and n.sigma_max == n.sigma_min),
+        f"noise.sigma_max ({n.sigma_max}) must be larger than noise.sigma_min ({n.sigma_min})",
+    )
+    _check(t.batch_size > 0, f"training.batch_size must be positive, got {t.batch_size}")
+    _check(t.steps >= 0, f"training.steps must be >= 0, got {t.steps}")
+    _check(t.learning_rate > 0, f"training.learning_rate must be positive, got {t.learning_rate}")
+    _check(0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, "training.beta1 and training.beta2 must be in [0, 1)")
+    _check(0 <= t.ema_rate < 1, f"training.ema_rate must be in [0, 1) (0 = off), got {t.ema_rate}")
+    _check(t.checkpoint_every > 0, f"training.checkpoint_every must be positive, got {t.checkpoint_every}")
+    _check(t.keep_checkpoints > 0, f"training.keep_checkpoints must be positive, got {t.keep_checkpoints}")
+    _check(t.log_every > 0, f"training.log_every must be positive, got {t.log_every}")
+    _check(t.sample_every >= 0, f"training.sample_every must be >= 0 (0 = only at the end), got {t.sample_every}")
+    _check(t.precision in PRECISIONS, f"training.precision={t.precision!r}; use one of {', '.join(PRECISIONS)}")
+    _check(t.strategy in STRATEGIES, f"training.strategy={t.strategy!r}; use one of {', '.join(STRATEGIES)}")
+    _check(s.steps_per_level > 0, f"sampling.steps_per_level must be positive, got {s.steps_per_level}")
+    _check(s.epsilon > 0, f"sampling.epsilon must be positive, got {s.epsilon}")
+    _check(s.convention in CONVENTIONS, f"sampling.convention={s.convention!r}; use one of {', '.join(CONVENTIONS)}")
+    _check(s.num_samples > 0, f"sampling.num_samples must be positive, got {s.num_samples}")
+    return config
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """A JSON-ready dict of the config."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(values: dict[str, Any]) -> Config:
+    """Rebuild a Config from `to_dict` output; unknown keys are errors."""
+    if not isinstance(values, dict):
+        raise ConfigError("config must be a JSON object")
+    unknown = set(values) - {"name", *_SECTIONS}
+    if unknown:
+        raise ConfigError(f"unknown config section(s) {sorted(unknown)}; sections: name, {', '.join(_SECTIONS)}")
+    sections: dict[str, Any] = {}
+    for section in _SECTIONS:
+        cls = type(getattr(Config(), section))
+        given = values.get(section, {})
+        types = _field_types(cls)
+        bad = set(given) - set(types)
+        if bad:
+            raise ConfigError(f"unknown config key(s) {sorted(f'{section}.{k}' for k in bad)}")
+        parsed = {}
+        for key, value in given.items():
+            kind = types[key]
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if kind in (int, float, bool, str) and not isinstance(value, kind):
+                raise ConfigError(f"{section}.{key}: expected {kind.__name__}, got {value!r}")
+            parsed[key] = value
+        sections[section] = cls(**parsed)
+    return validate(Config(name=values.get("name", "default"), **sections))
+
+
+def save_json(config: Config, path: str | os.PathLike[str]) -> None:
+    """Write the config as indented JSON (the `config.json` beside checkpoints)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(to_dict(config), f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def load_json(path: str | os.PathLike[str]) -> Config:
+    """Read a `config.json`; a missing or malformed file is a ConfigError."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"no config file at {os.fspath(path)}; is this a training workdir?") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{os.fspath(path)} is not valid JSON ({error}); restore it or start a new workdir") from None
+    return from_dict(values)

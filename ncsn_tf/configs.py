@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -227,9 +229,12 @@ def _parse_value(text: str, kind: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {text!r}") from None
     if kind is float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise ConfigError(f"{key}: expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {text!r}")
+        return value
     return text
 
 
@@ -323,6 +328,8 @@ def from_dict(values: dict[str, Any]) -> Config:
     for section in _SECTIONS:
         cls = type(getattr(Config(), section))
         given = values.get(section, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"config section {section!r} must be a JSON object, got {given!r}")
         types = _field_types(cls)
         bad = set(given) - set(types)
         if bad:
@@ -332,7 +339,9 @@ def from_dict(values: dict[str, Any]) -> Config:
             kind = types[key]
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
-            if kind in (int, float, bool, str) and not isinstance(value, kind):
+            # bool is a subclass of int in Python: `"steps": true` must not pass as 1.
+            wrong_bool = isinstance(value, bool) and kind is not bool
+            if kind in (int, float, bool, str) and (wrong_bool or not isinstance(value, kind)):
                 raise ConfigError(f"{section}.{key}: expected {kind.__name__}, got {value!r}")
             parsed[key] = value
         sections[section] = cls(**parsed)

@@ -6,7 +6,7 @@ Losses take a score function and return one value per example; callers reduce
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 from keras import ops
@@ -16,11 +16,11 @@ ScoreFn = Callable[..., "keras.KerasTensor"]
 
 def denoising_score_matching(
     score_fn: ScoreFn,
-    clean: "keras.KerasTensor",
-    sigma_indices: "keras.KerasTensor",
-    noise: "keras.KerasTensor",
-    sigmas: "keras.KerasTensor",
-) -> "keras.KerasTensor":
+    clean: keras.KerasTensor,
+    sigma_indices: keras.KerasTensor,
+    noise: keras.KerasTensor,
+    sigmas: keras.KerasTensor,
+) -> keras.KerasTensor:
     """Per-example loss 1/2 * lambda(sigma) * ||s(x~, i) + z / sigma||^2 with lambda = sigma^2.
 
     Equivalently 1/2 * ||sigma * s(x~, i) + z||^2, the form used here (paper Eq. 6,

@@ -55,7 +55,7 @@ class ConditionalMLP(keras.Model):
 
     def call(self, points, sigma_indices):
         h = points / self.input_scale  # [B, D]
-        for dense, film in zip(self.hidden_layers, self.films):
+        for dense, film in zip(self.hidden_layers, self.films, strict=True):
             h = dense(h)  # [B, hidden]
             scale, shift = ops.split(film(sigma_indices), 2, axis=-1)  # [B, hidden] each
             h = ops.softplus(h * (1.0 + scale) + shift)

@@ -1,0 +1,206 @@
+"""Paint the inpainting mask over the model-sized picture; and show the crop on the source."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from desktop.masks import KNOWN, UNKNOWN, overlay_mask, paint_stroke
+from desktop.state import AppState
+from desktop.widgets.qt_images import to_qimage
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+EMPTY_GREY = 0.5  # shown where no picture is loaded yet
+GRID_MIN_ZOOM = 12  # draw the pixel grid when a model pixel is at least this many screen pixels
+
+
+class MaskCanvas(QWidget):
+    """The picture at the model's size, enlarged crisply, with unknown pixels tinted.
+
+    Left button paints "unknown" (to fill in), right button (or eraser mode)
+    makes pixels known again. Each stroke is one undo step.
+    """
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self._image: QImage | None = None
+        self._stroke_value: float | None = None
+        self._last_point: tuple[float, float] | None = None
+        self._cursor: QPointF | None = None
+        self.setMouseTracking(True)
+        self.setMinimumSize(200, 200)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.setToolTip("Paint the region to fill in (left button); right button erases")
+        state.inpaint_changed.connect(self.refresh)
+        state.model_changed.connect(self.refresh)
+        self.refresh()
+
+    def sizeHint(self) -> QSize:
+        return QSize(360, 360)
+
+    def refresh(self) -> None:
+        state = self.state
+        manifest, mask = state.manifest, state.mask
+        if manifest is None or mask is None:
+            self._image = None
+        else:
+            fitted = state.inpaint.fitted
+            picture = (
+                fitted.image if fitted is not None else np.full(manifest.image_shape, EMPTY_GREY, np.float32)
+            )  # [H, W, C] in [0, 1]
+            self._image = to_qimage(overlay_mask(picture, mask))
+        self.update()
+
+    def image_rect(self) -> QRect:
+        """Where the model-sized image is drawn (whole-pixel zoom, centred)."""
+        if self._image is None:
+            return QRect()
+        width, height = self._image.width(), self._image.height()
+        zoom = min(self.width() / width, self.height() / height)
+        zoom = math.floor(zoom) if zoom >= 1 else zoom
+        draw_w, draw_h = max(1, int(width * zoom)), max(1, int(height * zoom))
+        return QRect((self.width() - draw_w) // 2, (self.height() - draw_h) // 2, draw_w, draw_h)
+
+    def model_point(self, point: QPointF) -> tuple[float, float]:
+        """Widget coordinates -> (x, y) in model pixels."""
+        rect = self.image_rect()
+        assert self._image is not None
+        return (
+            (point.x() - rect.left()) * self._image.width() / rect.width(),
+            (point.y() - rect.top()) * self._image.height() / rect.height(),
+        )
+
+    def widget_point(self, x: float, y: float) -> QPointF:
+        """(x, y) in model pixels -> widget coordinates (for tests and the cursor)."""
+        rect = self.image_rect()
+        assert self._image is not None
+        return QPointF(
+            rect.left() + x * rect.width() / self._image.width(), rect.top() + y * rect.height() / self._image.height()
+        )
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(38, 40, 44))
+        if self._image is None:
+            painter.setPen(QColor(170, 170, 170))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Open a model to paint a mask")
+            return
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        rect = self.image_rect()
+        painter.drawImage(rect, self._image)
+        zoom = rect.width() / self._image.width()
+        if zoom >= GRID_MIN_ZOOM:
+            painter.setPen(QPen(QColor(0, 0, 0, 40), 1))
+            for column in range(1, self._image.width()):
+                x = rect.left() + round(column * zoom)
+                painter.drawLine(x, rect.top(), x, rect.bottom())
+            for row in range(1, self._image.height()):
+                y = rect.top() + round(row * rect.height() / self._image.height())
+                painter.drawLine(rect.left(), y, rect.right(), y)
+        if self._cursor is not None and rect.contains(self._cursor.toPoint()):
+            radius = max(self.state.inpaint.brush_size, 1) / 2 * zoom
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            painter.setPen(QPen(QColor(255, 255, 255, 200), 1.5))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawEllipse(self._cursor, radius, radius)
+
+    def _stroke_to(self, point: QPointF) -> None:
+        mask = self.state.mask
+        if mask is None or self._stroke_value is None:
+            return
+        current = self.model_point(point)
+        start = self._last_point or current
+        painted = paint_stroke(np.asarray(mask), start, current, self.state.inpaint.brush_size, self._stroke_value)
+        if self._last_point is None:
+            self.state.push_mask(painted)  # a new undo step per stroke
+        else:
+            self.state.continue_mask(painted)
+        self._last_point = current
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._image is None or self.state.busy:
+            return
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._stroke_value = KNOWN if self.state.inpaint.erasing else UNKNOWN
+        elif event.button() == Qt.MouseButton.RightButton:
+            self._stroke_value = KNOWN
+        else:
+            return
+        self._last_point = None
+        self._stroke_to(event.position())
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._cursor = event.position()
+        if self._stroke_value is not None and event.buttons() & (
+            Qt.MouseButton.LeftButton | Qt.MouseButton.RightButton
+        ):
+            self._stroke_to(event.position())
+        self.update()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._stroke_value = None
+        self._last_point = None
+
+    def leaveEvent(self, event: object) -> None:  # noqa: N802
+        self._cursor = None
+        self.update()
+
+
+class PictureView(QWidget):
+    """The source picture, small, with the region used for the model outlined."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._image: QImage | None = None
+        self._box: tuple[float, float, float, float] | None = None
+        self.setMinimumSize(160, 120)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+    def sizeHint(self) -> QSize:
+        return QSize(220, 160)
+
+    def set_picture(self, picture: Image.Image | None, box: tuple[float, float, float, float] | None) -> None:
+        """Show a PIL picture (None clears) with the used region `box` in its pixels."""
+        if picture is None:
+            self._image = None
+        else:
+            rgb = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0  # [h, w, 3] in [0, 1]
+            self._image = to_qimage(rgb)
+        self._box = box
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(38, 40, 44))
+        if self._image is None:
+            painter.setPen(QColor(170, 170, 170))
+            painter.drawText(
+                self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, "Open or drop a picture"
+            )
+            return
+        width, height = self._image.width(), self._image.height()
+        if self._box is not None:  # room for padding outside the picture
+            left, top, right, bottom = self._box
+            span_w, span_h = max(right, width) - min(left, 0), max(bottom, height) - min(top, 0)
+            origin_x, origin_y = min(left, 0), min(top, 0)
+        else:
+            span_w, span_h, origin_x, origin_y = width, height, 0.0, 0.0
+        zoom = min((self.width() - 8) / span_w, (self.height() - 8) / span_h)
+        offset_x = (self.width() - span_w * zoom) / 2 - origin_x * zoom
+        offset_y = (self.height() - span_h * zoom) / 2 - origin_y * zoom
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, zoom < 1)
+        painter.drawImage(QRectF(offset_x, offset_y, width * zoom, height * zoom), self._image)
+        if self._box is not None:
+            left, top, right, bottom = self._box
+            box = QRectF(offset_x + left * zoom, offset_y + top * zoom, (right - left) * zoom, (bottom - top) * zoom)
+            painter.setPen(QPen(QColor(90, 160, 255), 2, Qt.PenStyle.DashLine))
+            painter.drawRect(box)

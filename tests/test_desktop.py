@@ -1,0 +1,453 @@
+"""The desktop app end to end, with a tiny real export built once per session (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SCREENSHOTS = REPO / "build" / "screenshots"
+STEPS = 3  # Langevin steps per level in tests: enough to exercise the loop, cheap
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory) -> Path:
+    """A real export (exporter's `export_model`): 8x8x1 digits, 2 levels, exact mixture scores."""
+    from benchmarks.desktop_startup import build_tiny_export
+
+    return build_tiny_export(tmp_path_factory.mktemp("desktop_export"))
+
+
+@pytest.fixture
+def settings_file(tmp_path) -> str:
+    return str(tmp_path / "settings.ini")
+
+
+@pytest.fixture
+def window(qtbot, settings_file):
+    from PySide6.QtCore import QSettings
+
+    from desktop.widgets.main_window import MainWindow
+
+    main_window = MainWindow(settings=QSettings(settings_file, QSettings.Format.IniFormat))
+    qtbot.addWidget(main_window)
+    main_window.resize(1180, 760)
+    main_window.show()
+    main_window.controller.levels_per_chunk = 1
+    yield main_window
+    main_window.controller.shutdown()
+
+
+def open_model(qtbot, window, path, runtime=None) -> None:
+    with qtbot.waitSignal(window.controller.model_loaded, timeout=120_000):
+        assert window.controller.open_model(path, runtime=runtime)
+
+
+def generate(qtbot, window, **sampler) -> np.ndarray:
+    window.state.update_sampler(**sampler)
+    with qtbot.waitSignal(window.controller.run_finished, timeout=120_000):
+        qtbot.mouseClick(window.sample_panel.generate_button, _left())
+    return window.state.results["sample"].images.copy()
+
+
+def _left():
+    from PySide6.QtCore import Qt
+
+    return Qt.MouseButton.LeftButton
+
+
+def drop_files(qtbot, window, paths) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(
+        QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+    )
+    window.dropEvent(event)
+    qtbot.wait(50)  # the drop is handled on the next event-loop turn
+
+
+def expect_error(qtbot, window, action, words: str) -> None:
+    with qtbot.waitSignal(window.error_shown, timeout=60_000) as blocker:
+        action()
+    title, message = blocker.args
+    assert words.lower() in (title + " " + message).lower(), (title, message)
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def test_open_shows_facts_and_fixed_seed_gives_identical_images(qtbot, window, tiny_export):
+    open_model(qtbot, window, tiny_export)
+    manifest = window.state.manifest
+    panel = window.model_panel
+    assert panel.name.text() == manifest.name
+    assert panel.image.text().startswith(f"{manifest.width} \u00d7 {manifest.height}")
+    assert panel.levels.text().startswith(str(manifest.num_levels))
+    assert window.state.backend.runtime == "onnxruntime"
+    assert window.state.sampler.steps_per_level == manifest.sampler.steps_per_level  # defaults from the manifest
+
+    progress, previews = [], []
+    window.state.progress_changed.connect(lambda done, total: progress.append((done, total)) if done else None)
+    window.state.results_changed.connect(
+        lambda kind: previews.append(1) if not window.state.results[kind].complete else None
+    )
+    first = generate(qtbot, window, seed=5, seed_mode="fixed", batch_size=4, steps_per_level=STEPS)
+    levels = manifest.num_levels
+    assert progress == [(k, levels) for k in range(1, levels + 1)]  # one progress signal per chunk (level)
+    assert len(previews) == levels - 1  # a live preview after every chunk but the last
+    second = generate(qtbot, window)
+    assert first.shape == (4, *manifest.image_shape)
+    np.testing.assert_array_equal(first, second)
+    assert window.state.sampler.seed == 5  # fixed mode keeps the seed
+
+    third = generate(qtbot, window, seed_mode="increment")
+    assert window.state.sampler.seed == 9
+    np.testing.assert_array_equal(third, first)  # the run itself still used seed 5...
+    fourth = generate(qtbot, window)
+    assert not np.array_equal(fourth, first)  # ...the next one 9..12
+    alone = generate(qtbot, window, seed=6, seed_mode="fixed", batch_size=1)[0]  # image 1 of the first batch
+    np.testing.assert_allclose(alone, first[1], atol=_stated_tolerance(manifest, first), rtol=0)  # (a few ulps)
+
+
+def test_cancel_mid_run_stops_and_reenables_controls(qtbot, window, tiny_export):
+    open_model(qtbot, window, tiny_export)
+    window.state.update_sampler(steps_per_level=100_000, batch_size=4, seed_mode="fixed")  # minutes if not cancelled
+    qtbot.mouseClick(window.sample_panel.generate_button, _left())
+    assert window.state.busy == "sample"
+    assert not window.sample_panel.generate_button.isEnabled() and window.cancel_button.isVisible()
+    qtbot.wait(300)
+    with qtbot.waitSignal(window.controller.run_cancelled, timeout=30_000):
+        qtbot.mouseClick(window.cancel_button, _left())
+    assert window.state.busy == ""
+    assert window.sample_panel.generate_button.isEnabled() and not window.cancel_button.isVisible()
+    assert window.sampler_panel.steps.isEnabled()
+    images = generate(qtbot, window, steps_per_level=STEPS)  # usable again
+    assert np.isfinite(images).all()
+
+
+def test_save_png_then_drop_it_back_restores_the_settings(qtbot, window, tiny_export, tmp_path):
+    open_model(qtbot, window, tiny_export)
+    images = generate(
+        qtbot, window, seed=11, seed_mode="fixed", batch_size=3, steps_per_level=STEPS, epsilon=3e-5, denoise=True
+    )
+    written = window.controller.save_results("sample", tmp_path / "out")
+    assert [p.name.split("_seed")[1] for p in written] == ["11.png", "12.png", "13.png"]
+    with Image.open(written[1]) as saved:
+        assert np.asarray(saved).shape[:2] == images.shape[1:3]
+
+    window.state.update_sampler(seed=999, seed_mode="random", steps_per_level=STEPS + 4, epsilon=1e-3, denoise=False)
+    drop_files(qtbot, window, [written[1]])
+    sampler = window.state.sampler
+    assert (sampler.seed, sampler.seed_mode, sampler.steps_per_level, sampler.denoise) == (12, "fixed", STEPS, True)
+    assert sampler.epsilon == pytest.approx(3e-5)
+    assert window.sampler_panel.seed.value() == 12 and window.sampler_panel.denoise.isChecked()  # widgets follow
+    again = generate(qtbot, window, batch_size=1)
+    with Image.open(written[1]) as saved:  # the same image (8-bit; batch size moves floats by a few ulps)
+        difference = np.asarray(saved).astype(int) - np.round(np.clip(again[0, :, :, 0], 0, 1) * 255)
+        assert np.abs(difference).max() <= 1
+
+
+def test_click_enlarges_and_copy_puts_an_image_on_the_clipboard(qtbot, window, tiny_export):
+    from PySide6.QtGui import QGuiApplication
+
+    open_model(qtbot, window, tiny_export)
+    generate(qtbot, window, seed=1, batch_size=4, steps_per_level=STEPS)
+    grid = window.sample_panel.grid
+    qtbot.mouseClick(grid, _left(), pos=grid.cell_rect(2).center())
+    viewer = window.sample_panel.viewer
+    assert viewer is not None and viewer.isVisible() and "seed 3" in viewer.windowTitle()
+    viewer.close()
+    qtbot.mouseClick(window.sample_panel.copy_button, _left())
+    copied = QGuiApplication.clipboard().image()
+    assert not copied.isNull() and copied.width() >= 256
+
+
+# ----------------------------------------------------------------------------- inpainting
+
+
+def _picture(path: Path, height: int, width: int) -> Path:
+    ys, xs = np.mgrid[0:height, 0:width]
+    pixels = ((xs + ys) % 2 * 200 + 30).astype(np.uint8)  # a checkerboard, far from the model's samples
+    Image.fromarray(pixels, mode="L").save(path)
+    return path
+
+
+def test_inpaint_keeps_known_pixels_and_undo_restores_the_mask(qtbot, window, tiny_export, tmp_path):
+    open_model(qtbot, window, tiny_export)
+    manifest = window.state.manifest
+    window.tabs.setCurrentWidget(window.inpaint_panel)
+    drop_files(qtbot, window, [_picture(tmp_path / "checker.png", manifest.height, manifest.width)])
+    fitted = window.state.inpaint.fitted
+    assert fitted is not None and fitted.image.shape == manifest.image_shape
+
+    panel, canvas = window.inpaint_panel, window.inpaint_panel.canvas
+    qtbot.wait(20)
+    window.state.update_inpaint(brush_size=1)
+    qtbot.mouseClick(canvas, _left(), pos=canvas.widget_point(1.5, 2.5).toPoint())  # paint pixel (row 2, col 1)
+    brushed = np.array(window.state.mask)
+    assert brushed[2, 1] == 0.0 and brushed.sum() == brushed.size - 1
+    panel.apply_preset("right half")
+    preset = np.array(window.state.mask)
+    assert preset[:, manifest.width // 2 :].max() == 0.0
+    qtbot.mouseClick(panel.undo_button, _left())
+    np.testing.assert_array_equal(window.state.mask, brushed)
+    qtbot.mouseClick(panel.redo_button, _left())
+    np.testing.assert_array_equal(window.state.mask, preset)
+
+    window.state.update_sampler(variants=3, steps_per_level=STEPS, seed=4, seed_mode="fixed")
+    with qtbot.waitSignal(window.controller.run_finished, timeout=120_000):
+        qtbot.mouseClick(panel.inpaint_button, _left())
+    result = window.state.results["inpaint"]
+    assert result.images.shape == (3, *manifest.image_shape)
+    known = preset.astype(bool)
+    for variant in result.images:
+        np.testing.assert_array_equal(variant[known], fitted.image[known])
+    assert not np.array_equal(result.images[0][~known], result.images[1][~known])  # variants differ
+    assert panel.results.image_count() == 4  # the original beside the variants
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(SCREENSHOTS / "inpaint.png"))
+
+    # The exported chain itself: known pixels carry the last level's noise, and are exactly y after denoising.
+    from desktop.backend.base import SamplerSettings
+
+    backend = window.state.backend
+    seeds = np.array([4, 5], np.int32)
+    masks = np.broadcast_to(preset[None, :, :, None], (2, *manifest.image_shape)).astype(np.float32)
+    knowns = np.broadcast_to(fitted.image, (2, *manifest.image_shape)).astype(np.float32)
+    for denoise in (False, True):
+        settings = SamplerSettings(STEPS, manifest.sampler.epsilon, denoise)
+        start = backend.initial_images(seeds)
+        raw = backend.inpaint_levels(start, knowns, masks, seeds, 0, manifest.num_levels, settings)
+        offsets = np.abs(raw - knowns)[masks == 1]
+        if denoise:
+            np.testing.assert_array_equal(offsets, 0.0)
+        else:
+            assert 0 < offsets.max() < 6 * manifest.sigmas[-1]
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _failing_export(tiny_export: Path, out: Path) -> Path:
+    """A copy of the export whose sample_levels.onnx fails at run time (Reshape to a width of 7)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    shutil.copytree(tiny_export, out, ignore=shutil.ignore_patterns("savedmodel"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    height, width, channels = manifest["image_shape"]
+    image = [-1, height, width, channels]
+    inputs = [
+        helper.make_tensor_value_info("images", TensorProto.FLOAT, image),
+        helper.make_tensor_value_info("seeds", TensorProto.INT32, [-1]),
+        helper.make_tensor_value_info("first_level", TensorProto.INT32, []),
+        helper.make_tensor_value_info("last_level", TensorProto.INT32, []),
+        helper.make_tensor_value_info("steps_per_level", TensorProto.INT32, []),
+        helper.make_tensor_value_info("epsilon", TensorProto.FLOAT, []),
+        helper.make_tensor_value_info("denoise", TensorProto.BOOL, []),
+    ]
+    shape = helper.make_tensor("bad_shape", TensorProto.INT64, [2], [-1, 7])
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["images", "bad_shape"], ["out"])],
+        "fails",
+        inputs,
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        initializer=[shape],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9),
+        out / manifest["files"]["onnx"]["sample_levels"],
+    )
+    return out
+
+
+def test_errors_show_a_dialog_and_leave_the_app_usable(qtbot, window, tiny_export, tmp_path):
+    controller = window.controller
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(os.urandom(4096))
+    expect_error(qtbot, window, lambda: controller.open_model(corrupt), "cannot")
+    no_manifest = tmp_path / "plain_savedmodel"
+    shutil.copytree(tiny_export / "savedmodel", no_manifest)
+    (no_manifest / "assets" / "manifest.json").unlink(missing_ok=True)
+    expect_error(qtbot, window, lambda: controller.open_model(no_manifest), "no manifest")
+    expect_error(qtbot, window, lambda: controller.open_model(tmp_path / "missing"), "not found")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model")
+    expect_error(qtbot, window, lambda: drop_files(qtbot, window, [notes]), "neither a model")
+    assert window.state.backend is None and not window.state.loading
+
+    open_model(qtbot, window, tiny_export)
+    unreadable = tmp_path / "broken.png"
+    unreadable.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(300))
+    expect_error(qtbot, window, lambda: drop_files(qtbot, window, [unreadable]), "cannot read")
+    expect_error(qtbot, window, lambda: controller.open_model(corrupt), "cannot")
+    assert window.state.backend is not None  # the open model survives a failed open
+
+    open_model(qtbot, window, _failing_export(tiny_export, tmp_path / "failing"))
+    window.state.update_sampler(batch_size=2, steps_per_level=STEPS)
+    with qtbot.waitSignal(controller.run_failed, timeout=60_000):
+        qtbot.mouseClick(window.sample_panel.generate_button, _left())
+    assert window.last_error[0] == "Sampling failed" and "onnxruntime" in window.last_error[1]
+    assert window.state.busy == "" and window.sample_panel.generate_button.isEnabled()
+
+    open_model(qtbot, window, tiny_export)
+    assert np.isfinite(generate(qtbot, window, steps_per_level=STEPS)).all()
+
+
+# ----------------------------------------------------------------------------- runtimes
+
+
+def _stated_tolerance(manifest, reference: np.ndarray) -> float:
+    """The exporter's tolerance, scaled as its manifest says: tolerance * max(1, max |output|)."""
+    return (manifest.tolerance or 1e-4) * max(1.0, float(np.abs(reference).max()))
+
+
+def test_both_runtimes_give_the_same_images(qtbot, window, tiny_export):
+    from desktop.backend import SamplerSettings, open_backend
+
+    open_model(qtbot, window, tiny_export)
+    manifest = window.state.manifest
+    onnx_images = generate(qtbot, window, seed=21, seed_mode="fixed", batch_size=3, steps_per_level=STEPS, denoise=True)
+    panel = window.model_panel
+    with qtbot.waitSignal(window.controller.model_loaded, timeout=120_000):
+        panel.runtime.setCurrentIndex(panel.runtime.findData("tensorflow"))
+        panel.runtime.activated.emit(panel.runtime.currentIndex())
+    assert window.state.backend.runtime == "tensorflow" and panel.runtime.currentData() == "tensorflow"
+    assert window.state.sampler.seed == 21 and window.state.sampler.denoise  # settings kept across runtimes
+    tf_images = generate(qtbot, window)
+    np.testing.assert_allclose(tf_images, onnx_images, atol=_stated_tolerance(manifest, tf_images), rtol=0)
+
+    # The raw (unclipped) chains of both endpoints the app drives, against each other.
+    tf_backend, onnx_backend = window.state.backend, open_backend(tiny_export, "onnxruntime")
+    settings = SamplerSettings(STEPS, manifest.sampler.epsilon, False)
+    seeds = np.array([3, 4], np.int32)
+    picture = np.random.default_rng(0).random((2, *manifest.image_shape)).astype(np.float32)
+    masks = np.ones_like(picture)
+    masks[:, :, : manifest.width // 2] = 0
+    # TensorFlow chained over [0, k) + [k, L) against onnxruntime over [0, L): runtimes and chunking agree.
+    start = tf_backend.initial_images(seeds)
+    np.testing.assert_array_equal(start, onnx_backend.initial_images(seeds))  # integer noise: bit-exact
+    half = manifest.num_levels // 2
+    chained = tf_backend.sample_levels(start, seeds, 0, half, settings)
+    chained = tf_backend.sample_levels(chained, seeds, half, manifest.num_levels, settings)
+    whole = onnx_backend.sample_levels(start, seeds, 0, manifest.num_levels, settings)
+    np.testing.assert_allclose(chained, whole, atol=_stated_tolerance(manifest, whole), rtol=0)
+    inpainted = [
+        backend.inpaint_levels(start, picture, masks, seeds, 0, manifest.num_levels, settings)
+        for backend in (tf_backend, onnx_backend)
+    ]
+    np.testing.assert_allclose(inpainted[0], inpainted[1], atol=_stated_tolerance(manifest, inpainted[1]), rtol=0)
+
+
+def test_onnx_path_never_imports_tensorflow_and_desktop_never_imports_the_library(tiny_export):
+    script = f"""
+import sys
+from desktop.app import create_window
+from desktop.backend import SamplerSettings, open_backend, seeds_for
+from desktop.backend.runs import iter_sample
+import desktop.controller, desktop.settings, desktop.workers, desktop.widgets.main_window
+backend = open_backend({str(tiny_export)!r}, "onnxruntime")
+images = list(iter_sample(backend, seeds_for(0, 2), SamplerSettings(2, 2e-5, False)))[-1].images
+app, window = create_window([{str(tiny_export)!r}, "--settings-file", {str(tiny_export.parent / "sub.ini")!r}])
+while window.state.loading:
+    app.processEvents()
+assert window.state.backend.runtime == "onnxruntime" and images.shape[0] == 2
+window.close()
+assert "tensorflow" not in sys.modules, "the onnxruntime path imported TensorFlow"
+import desktop.backend.tf_backend
+backend = open_backend({str(tiny_export)!r}, "tensorflow")
+bad = sorted(m for m in sys.modules if m.split(".")[0] in ("ncsn_tf", "export"))
+assert not bad, bad
+print("OK")
+"""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and "OK" in done.stdout, done.stderr[-3000:]
+
+
+def test_import_layers_point_one_way():
+    """desktop never imports ncsn_tf/export; desktop.backend never imports Qt (checked on the source)."""
+    for path in (REPO / "desktop").rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                assert top not in ("ncsn_tf", "export"), f"{path} imports {name}"
+                if "backend" in path.parts:
+                    assert top != "PySide6", f"{path} imports Qt ({name})"
+
+
+# ----------------------------------------------------------------------------- persistence and screenshot
+
+
+def test_settings_persist_and_the_last_model_reopens(qtbot, tiny_export, settings_file):
+    from desktop.app import create_window
+
+    _, first = create_window([str(tiny_export), "--settings-file", settings_file])
+    qtbot.addWidget(first)
+    qtbot.waitSignal(first.controller.model_loaded, timeout=60_000).wait()
+    first.state.update_sampler(seed=77, steps_per_level=STEPS + 1, seed_mode="random", batch_size=5)
+    first.tabs.setCurrentWidget(first.inpaint_panel)
+    first.close()
+
+    _, second = create_window(["--settings-file", settings_file])
+    qtbot.addWidget(second)
+    with qtbot.waitSignal(second.controller.model_loaded, timeout=60_000):
+        pass
+    sampler = second.state.sampler
+    assert (sampler.seed, sampler.steps_per_level, sampler.seed_mode, sampler.batch_size) == (
+        77,
+        STEPS + 1,
+        "random",
+        5,
+    )
+    assert second.state.model_path == str(tiny_export)
+    assert second.state.recent_models[0] == str(tiny_export)
+    assert second.current_tab() == "inpaint"
+    assert len(second.settings.value("window/geometry")) > 0  # (offscreen clamps sizes to its 800x600 screen)
+    second.close()
+
+
+def test_screenshot_of_the_main_window_after_sampling(qtbot, window, tiny_export):
+    open_model(qtbot, window, tiny_export)
+    manifest = window.state.manifest
+    generate(
+        qtbot, window, seed=0, seed_mode="increment", batch_size=16, steps_per_level=manifest.sampler.steps_per_level
+    )
+    qtbot.wait(50)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / "main_window.png"
+    assert window.grab().save(str(path))
+    with Image.open(path) as shot:
+        assert shot.size[0] >= 1000 and np.asarray(shot.convert("L")).std() > 10  # not blank
+
+
+def test_command_line_entry_point_answers():
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run(
+        [sys.executable, "-m", "desktop", "--help"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "ncsn-desktop" in done.stdout and "--runtime" in done.stdout

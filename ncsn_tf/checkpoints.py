@@ -1,0 +1,356 @@
+"""The training workdir: its layout, `config.json`, and checkpoints of model/EMA weights.
+
+A workdir (DESIGN.md) is::
+
+    WORKDIR/
+      config.json     # configs.to_dict(config): everything needed to rebuild the model
+      checkpoints/    # tf.train.CheckpointManager: ckpt-N.index/.data-*, "checkpoint"
+      samples/        # PNG grids
+      logs/           # TensorBoard event files
+
+A checkpoint holds `model` and (when EMA is on) `ema_model` weights, the
+`optimizer`, the `step` (int64) and, where possible, the data `iterator`.
+
+Keras 3 models are NOT fully tracked by `tf.train.Checkpoint`: layers kept in
+Python lists (`self.blocks = [...]`) are invisible to TensorFlow's object graph,
+so `tf.train.Checkpoint(model=model)` silently saves only the layers assigned
+directly as attributes (probed here: the toy MLP lost all but its output layer).
+This module therefore checkpoints a model as its `model.weights` keyed by
+position and variable name (`0007_kernel`), which is stable for the same code
+and independent of Keras' process-global automatic layer names. Always go
+through `make_checkpoint` / `load_for_inference` instead of building a
+`tf.train.Checkpoint` on a Keras model directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from ncsn_tf import configs
+from ncsn_tf.configs import Config, ConfigError
+
+CONFIG_FILE = "config.json"
+CHECKPOINTS_DIR = "checkpoints"
+SAMPLES_DIR = "samples"
+LOGS_DIR = "logs"
+CHECKPOINT_PREFIX = "ckpt"  # CheckpointManager names checkpoints ckpt-<step>
+
+MODEL_KEY = "model"
+EMA_KEY = "ema_model"
+OPTIMIZER_KEY = "optimizer"
+STEP_KEY = "step"
+ITERATOR_KEY = "iterator"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or workdir is missing, corrupt or does not match; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkdirPaths:
+    """Absolute paths of the parts of one training workdir."""
+
+    root: str
+    config: str
+    checkpoints: str
+    samples: str
+    logs: str
+
+
+def workdir_paths(workdir: str | os.PathLike[str]) -> WorkdirPaths:
+    """The paths of the workdir layout (nothing is created)."""
+    root = os.path.abspath(os.fspath(workdir))
+    return WorkdirPaths(
+        root=root,
+        config=os.path.join(root, CONFIG_FILE),
+        checkpoints=os.path.join(root, CHECKPOINTS_DIR),
+        samples=os.path.join(root, SAMPLES_DIR),
+        logs=os.path.join(root, LOGS_DIR),
+    )
+
+
+# ---------------------------------------------------------------------------
+# What goes into a checkpoint.
+# ---------------------------------------------------------------------------
+
+
+def _variable_key(index: int, variable: Any) -> str:
+    short_name = re.sub(r"[^0-9A-Za-z_]", "_", variable.name.split("/")[-1].split(":")[0])
+    return f"{index:04d}_{short_name}"
+
+
+def model_weights_trackable(model: keras.Model) -> tf.train.Checkpoint:
+    """A trackable holding every variable of `model`, keyed `0000_kernel`, `0001_bias`, ...
+
+    Keys come from the position in `model.weights` and the variable's own name, so
+    they do not depend on Keras' automatic layer names (which change with whatever
+    was built earlier in the process). The model must be built.
+    """
+    if not model.weights:
+        raise CheckpointError(f"model {model.name!r} has no weights; build it (call it once) before checkpointing")
+    return tf.train.Checkpoint(**{_variable_key(i, v): v for i, v in enumerate(model.weights)})
+
+
+def make_checkpoint(
+    model: keras.Model,
+    *,
+    ema_model: keras.Model | None = None,
+    optimizer: keras.optimizers.Optimizer | None = None,
+    step: tf.Variable | None = None,
+    iterator: Any = None,
+) -> tf.train.Checkpoint:
+    """The `tf.train.Checkpoint` of a training run (the only layout this project writes).
+
+    Args:
+        model: the built score model (its weights go under `model`).
+        ema_model: built EMA copy of the model, or None when EMA is off.
+        optimizer: the built optimizer, or None (inference / `write_workdir`).
+        step: int64 variable, the number of optimizer steps taken.
+        iterator: a checkpointable data iterator, or None.
+
+    Returns:
+        A tf.train.Checkpoint; save it with a `tf.train.CheckpointManager` on the
+        workdir's `checkpoints/` folder.
+    """
+    parts: dict[str, Any] = {MODEL_KEY: model_weights_trackable(model)}
+    if ema_model is not None:
+        parts[EMA_KEY] = model_weights_trackable(ema_model)
+    if optimizer is not None:
+        parts[OPTIMIZER_KEY] = optimizer
+    if step is not None:
+        parts[STEP_KEY] = step
+    if iterator is not None:
+        parts[ITERATOR_KEY] = iterator
+    return tf.train.Checkpoint(**parts)
+
+
+# ---------------------------------------------------------------------------
+# Finding and inspecting checkpoints.
+# ---------------------------------------------------------------------------
+
+
+def latest_checkpoint(checkpoints_dir: str | os.PathLike[str]) -> str | None:
+    """Prefix of the newest checkpoint in `checkpoints_dir` (`.../ckpt-12`), or None."""
+    checkpoints_dir = os.fspath(checkpoints_dir)
+    if not os.path.isdir(checkpoints_dir):
+        return None
+    return tf.train.latest_checkpoint(checkpoints_dir)
+
+
+def resolve_checkpoint(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """(workdir, checkpoint prefix) for a workdir, a checkpoints dir or a prefix.
+
+    Raises:
+        CheckpointError: nothing at `path`, or no checkpoint there.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        inner = os.path.join(path, CHECKPOINTS_DIR)
+        if os.path.isdir(inner):  # a workdir
+            workdir, checkpoints_dir = path, inner
+        else:  # a checkpoints dir
+            workdir, checkpoints_dir = os.path.dirname(path), path
+        prefix = latest_checkpoint(checkpoints_dir)
+        if prefix is None:
+            raise CheckpointError(f"no checkpoint in {checkpoints_dir}; train first (python -m ncsn_tf.train) or pass a checkpoint prefix such as .../ckpt-500")
+        return workdir, prefix
+    if os.path.exists(path + ".index"):  # a prefix .../checkpoints/ckpt-N
+        return os.path.dirname(os.path.dirname(path)), path
+    if path.endswith(".index") and os.path.exists(path):
+        prefix = path[: -len(".index")]
+        return os.path.dirname(os.path.dirname(prefix)), prefix
+    raise CheckpointError(f"no workdir, checkpoints folder or checkpoint at {path}; pass a training workdir or a prefix such as WORKDIR/checkpoints/ckpt-500")
+
+
+def _list_variables(prefix: str) -> dict[str, list[int]]:
+    try:
+        return dict(tf.train.list_variables(prefix))
+    except Exception as error:  # OpError, IndexError ("Parsed past limit"), ...: all mean unreadable
+        raise CheckpointError(f"checkpoint {prefix} is unreadable or corrupt ({_first_line(error)}); delete it to fall back to an older one, or retrain") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _model_variable_count(variables: dict[str, list[int]], key: str) -> int:
+    pattern = re.compile(rf"^{key}/[^/]+/\.ATTRIBUTES/VARIABLE_VALUE$")
+    return sum(1 for name in variables if pattern.match(name))
+
+
+def checkpoint_has_ema(prefix: str) -> bool:
+    """Whether the checkpoint at `prefix` holds EMA weights."""
+    return _model_variable_count(_list_variables(prefix), EMA_KEY) > 0
+
+
+def checkpoint_step(prefix: str) -> int:
+    """The training step stored in the checkpoint at `prefix`."""
+    variables = _list_variables(prefix)
+    name = f"{STEP_KEY}/.ATTRIBUTES/VARIABLE_VALUE"
+    if name not in variables:
+        raise CheckpointError(f"checkpoint {prefix} has no training step; it was not written by ncsn_tf")
+    try:
+        return int(tf.train.load_variable(prefix, name))
+    except Exception as error:  # OpError, IndexError ("Parsed past limit"), ...: all mean unreadable
+        raise CheckpointError(f"checkpoint {prefix} is unreadable or corrupt ({_first_line(error)}); delete it to fall back to an older one, or retrain") from None
+
+
+def restore_model_weights(model: keras.Model, prefix: str, *, key: str = MODEL_KEY) -> None:
+    """Restore the weights stored under `key` into the built `model`, checking the match.
+
+    Raises:
+        CheckpointError: corrupt files, no weights under `key`, a different number of
+            variables, or a shape mismatch (e.g. a checkpoint of another `ngf`).
+    """
+    variables = _list_variables(prefix)
+    stored = _model_variable_count(variables, key)
+    if stored == 0:
+        raise CheckpointError(f"checkpoint {prefix} holds no {key!r} weights; it was not written by ncsn_tf")
+    if stored != len(model.weights):
+        raise CheckpointError(
+            f"checkpoint {prefix} holds {stored} {key} variables but the model from config.json has {len(model.weights)}; "
+            "the checkpoint belongs to a different model configuration: use its own config.json"
+        )
+    checkpoint = tf.train.Checkpoint(**{key: model_weights_trackable(model)})
+    try:
+        status = checkpoint.restore(prefix)
+        status.assert_existing_objects_matched()
+        status.expect_partial()  # optimizer / iterator / the other weights are not wanted here
+    except (ValueError, AssertionError) as error:
+        raise CheckpointError(
+            f"checkpoint {prefix} does not match the model built from config.json ({_first_line(error)}); "
+            "the checkpoint belongs to a different model configuration: use its own config.json"
+        ) from None
+    except Exception as error:  # OpError, IndexError ("Parsed past limit"), ...: all mean unreadable
+        raise CheckpointError(f"checkpoint {prefix} is unreadable or corrupt ({_first_line(error)}); delete it to fall back to an older one, or retrain") from None
+
+
+# ---------------------------------------------------------------------------
+# Configs beside checkpoints.
+# ---------------------------------------------------------------------------
+
+
+def read_config(workdir: str | os.PathLike[str]) -> Config:
+    """The `config.json` of a workdir.
+
+    Raises:
+        CheckpointError: the file is missing, not JSON, or not a valid config.
+    """
+    path = workdir_paths(workdir).config
+    if not os.path.isfile(path):
+        raise CheckpointError(f"no {CONFIG_FILE} in {os.path.dirname(path)}; a workdir needs the config it was trained with")
+    try:
+        return configs.load_json(path)
+    except ConfigError as error:
+        raise CheckpointError(f"{path} is not a valid config ({error}); restore the file written by the trainer") from None
+
+
+def write_config(workdir: str | os.PathLike[str], config: Config) -> str:
+    """Write `config.json` into the workdir (atomically); returns its path."""
+    path = workdir_paths(workdir).config
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = path + ".tmp"
+    configs.save_json(config, temporary)
+    os.replace(temporary, path)
+    return path
+
+
+def model_defining_fields(config: Config) -> dict[str, Any]:
+    """The config values that determine the network's weights and meaning."""
+    return {
+        "data.shape": tuple(config.data.shape),
+        **{f"model.{k}": v for k, v in dataclasses.asdict(config.model).items()},
+        **{f"noise.{k}": v for k, v in dataclasses.asdict(config.noise).items()},
+        "training.ema": config.training.ema_rate > 0,
+    }
+
+
+def check_same_model(saved: Config, requested: Config, workdir: str) -> None:
+    """Raise CheckpointError when `requested` would change the model trained in `workdir`.
+
+    Allowed to differ: everything that does not change the network (steps, logging
+    and checkpoint intervals, learning rate, sampling settings, ...).
+    """
+    before, after = model_defining_fields(saved), model_defining_fields(requested)
+    changed = [f"{k}: {before[k]!r} -> {after[k]!r}" for k in before if before[k] != after[k]]
+    if changed:
+        raise CheckpointError(
+            f"the config conflicts with {os.path.join(workdir, CONFIG_FILE)} ({'; '.join(changed)}); "
+            "use the same model settings to resume, or a new --workdir"
+        )
+
+
+# ---------------------------------------------------------------------------
+# The two entry points other parts use.
+# ---------------------------------------------------------------------------
+
+
+def build_float32_model(config: Config) -> keras.Model:
+    """`build_score_model(config)` under the float32 dtype policy, whatever the global one is."""
+    from ncsn_tf.models import build_score_model
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        return build_score_model(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def write_workdir(
+    workdir: str | os.PathLike[str],
+    config: Config,
+    model: keras.Model,
+    step: int = 0,
+    ema_model: keras.Model | None = None,
+) -> str:
+    """Write `config.json` and one checkpoint (`ckpt-<step>`) of `model` into `workdir`.
+
+    For tests and tools that need a workdir without training. The model must be
+    built (e.g. by `build_score_model`).
+
+    Returns:
+        The checkpoint prefix (`WORKDIR/checkpoints/ckpt-<step>`).
+    """
+    paths = workdir_paths(workdir)
+    write_config(paths.root, config)
+    os.makedirs(paths.checkpoints, exist_ok=True)
+    step_variable = tf.Variable(int(step), dtype=tf.int64, trainable=False)
+    checkpoint = make_checkpoint(model, ema_model=ema_model, step=step_variable)
+    manager = tf.train.CheckpointManager(
+        checkpoint, paths.checkpoints, max_to_keep=config.training.keep_checkpoints, checkpoint_name=CHECKPOINT_PREFIX
+    )
+    return manager.save(checkpoint_number=int(step))
+
+
+def load_for_inference(path: str | os.PathLike[str], use_ema: bool = True) -> tuple[Config, keras.Model, int]:
+    """The config, the float32 score model with trained weights, and the step.
+
+    Args:
+        path: a workdir, its `checkpoints/` folder, or a checkpoint prefix
+            (`WORKDIR/checkpoints/ckpt-12`; config.json is read from WORKDIR).
+        use_ema: take the EMA weights when the checkpoint has them (else the raw
+            weights); ignored when there are none.
+
+    Returns:
+        (config, model, step): the model is built before restoring (PITFALLS.md) in
+        float32 even when trained in mixed_bfloat16 (the variables are float32 anyway).
+
+    Raises:
+        CheckpointError: missing workdir/config.json/checkpoint, corrupt files, or a
+            checkpoint that does not match the model config.json describes.
+    """
+    workdir, prefix = resolve_checkpoint(path)
+    config = read_config(workdir)
+    step = checkpoint_step(prefix)
+    key = EMA_KEY if use_ema and checkpoint_has_ema(prefix) else MODEL_KEY
+    model = build_float32_model(config)
+    restore_model_weights(model, prefix, key=key)
+    return config, model, step

@@ -46,16 +46,21 @@ class ConditionalMLP(keras.Model):
         self.hidden = hidden
         self.num_layers = num_layers
         self.input_scale = input_scale
-        self.hidden_layers = [layers.Dense(hidden, name=f"dense_{k}") for k in range(num_layers)]
-        self.films = [
-            layers.Embedding(num_levels, 2 * hidden, embeddings_initializer="zeros", name=f"film_{k}")
-            for k in range(num_layers)
-        ]
+        # Sub-layers are named attributes, not Python lists: tf.train.Checkpoint does
+        # not see layers that Keras 3 keeps in lists (their weights would be lost).
+        for k in range(num_layers):
+            setattr(self, f"dense_{k}", layers.Dense(hidden, name=f"dense_{k}"))
+            setattr(
+                self,
+                f"film_{k}",
+                layers.Embedding(num_levels, 2 * hidden, embeddings_initializer="zeros", name=f"film_{k}"),
+            )
         self.out = layers.Dense(dim, name="out")
 
     def call(self, points, sigma_indices):
         h = points / self.input_scale  # [B, D]
-        for dense, film in zip(self.hidden_layers, self.films, strict=True):
+        for k in range(self.num_layers):
+            dense, film = getattr(self, f"dense_{k}"), getattr(self, f"film_{k}")
             h = dense(h)  # [B, hidden]
             scale, shift = ops.split(film(sigma_indices), 2, axis=-1)  # [B, hidden] each
             h = ops.softplus(h * (1.0 + scale) + shift)

@@ -1,0 +1,278 @@
+"""Write one verified export: SavedModel + ONNX + manifest.json (the library entry points).
+
+- `export_model(config, model, step, out_dir)`: any built score model (tests, the
+  evaluator and the desktop tests export model objects directly).
+- `export_checkpoint(path, out_dir)`: a training workdir or checkpoint prefix
+  (`ncsn_tf.checkpoints.load_for_inference`, EMA weights when present).
+- `export_toy_mixture(out_dir)`: the exact-score model of the paper's 2-D mixture.
+
+Files are written into a hidden staging folder next to `OUT/NAME`, verified
+(`verify.py`), and only then moved to `OUT/NAME`; a failure removes them and
+raises `ExportError`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+from export import builder, manifest, onnx_convert
+from export.verify import TOLERANCE, verify_export
+from ncsn_tf.configs import Config
+
+DEFAULT_OPSET = 18
+Progress = Callable[[str], None]
+
+
+class ExportError(RuntimeError):
+    """An export failed (bad input, conversion or verification); no files were left behind."""
+
+
+@dataclass
+class ExportResult:
+    """What one export wrote.
+
+    Attributes:
+        name: export name (folder under OUT).
+        path: the export folder.
+        formats: formats written.
+        step: training step of the weights.
+        sizes: bytes per part ("savedmodel", "onnx", "manifest").
+        verification: the manifest's verification record.
+        seconds: wall time of the export.
+    """
+
+    name: str
+    path: str
+    formats: tuple[str, ...]
+    step: int
+    sizes: dict[str, int] = field(default_factory=dict)
+    verification: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.sizes.values())
+
+
+def check_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
+    """("savedmodel", "onnx") from "both" / "savedmodel" / "onnx" or a list of them."""
+    if isinstance(formats, str):
+        formats = manifest.FORMATS if formats == "both" else (formats,)
+    unknown = [name for name in formats if name not in manifest.FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"unknown export format(s) {unknown or formats}; use savedmodel, onnx or both")
+    return tuple(name for name in manifest.FORMATS if name in formats)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _folder_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+
+
+def _replace_folder(staging: str, final: str) -> None:
+    """Move `staging` to `final`, replacing an older export there."""
+    if os.path.lexists(final):
+        if not os.path.isfile(os.path.join(final, manifest.MANIFEST_FILE)):
+            raise ExportError(f"{final} exists and is not an export folder; choose another --out or name")
+        trash = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.old-", dir=os.path.dirname(final))
+        os.replace(final, os.path.join(trash, "old"))
+        os.replace(staging, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staging, final)
+
+
+def export_model(
+    config: Config,
+    model: keras.Model,
+    step: int,
+    out_dir: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    formats: str | Sequence[str] = "both",
+    opset: int = DEFAULT_OPSET,
+    steps_per_level: int | None = None,
+    ema: bool = False,
+    optimize_onnx: bool = True,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Export a built score model as `OUT/NAME/{manifest.json, savedmodel/, onnx/*.onnx}`, verified.
+
+    Args:
+        config: the training config (ladder, image shape, sampler defaults; stored in the manifest).
+        model: the built score model, `model(images [B, ...], sigma_indices [B]) -> [B, ...]`.
+        step: training step of the weights (recorded in the manifest).
+        out_dir: parent folder of the export.
+        name: export folder name; default `config.name`.
+        formats: "both", "savedmodel", "onnx" (or a list).
+        opset: ONNX opset (18; see `onnx_convert.supported_opsets`).
+        steps_per_level: default T in the manifest; default `config.sampling.steps_per_level`.
+        ema: whether `model` holds EMA weights (recorded in the manifest).
+        optimize_onnx: run tf2onnx's graph optimizers (False: ~3x faster conversion,
+            ~5-10% slower onnxruntime steps; see `onnx_convert.convert_endpoint`).
+        progress: called with a short description of each stage.
+
+    Returns:
+        The ExportResult.
+
+    Raises:
+        ExportError: anything failed; no partial files remain.
+    """
+    started = time.perf_counter()
+    report = progress or (lambda stage: None)
+    formats = check_formats(formats)
+    if "onnx" in formats:
+        onnx_convert.check_opset(opset)
+    if not getattr(model, "built", True):
+        raise ExportError("the model is not built; call it once (build_score_model does) before exporting")
+    spec = builder.sampler_spec(config, name=name, steps_per_level=steps_per_level)
+    if not spec.name or os.sep in spec.name or spec.name.startswith("."):
+        raise ExportError(f"export name {spec.name!r} must be a plain folder name")
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    os.makedirs(out_dir, exist_ok=True)
+    final = os.path.join(out_dir, spec.name)
+    staging = tempfile.mkdtemp(prefix=f".{spec.name}.partial-", dir=out_dir)
+    try:
+        # The SavedModel is always written: verification compares ONNX with it.
+        build_formats = ("savedmodel", *(("onnx",) if "onnx" in formats else ()))
+        record = dict(
+            step=step, ema=ema, score_model=type(model).__name__, formats=build_formats,
+            opset=opset if "onnx" in formats else None,
+        )  # fmt: skip
+        # The copies inside the SavedModel are written before verification: they carry the tolerance only.
+        document = manifest.build_manifest(
+            spec, config, **record, verification={"status": "pending", "tolerance": TOLERANCE}
+        )
+        report("tracing endpoints")
+        endpoints = builder.build_endpoints(model, spec)
+        scratch = os.path.join(staging, ".scratch")
+        os.makedirs(scratch)
+        archive = builder.build_archive(model, endpoints, manifest.to_text(document), scratch)
+        report("writing SavedModel")
+        archive.write_out(os.path.join(staging, manifest.SAVEDMODEL_DIR), verbose=False)
+        shutil.rmtree(scratch)
+        onnx_models: dict[str, Any] = {}
+        if "onnx" in formats:
+            for endpoint in ("initial_images", "score", "sample_levels", "inpaint_levels"):
+                report(f"converting {endpoint} to ONNX")
+                onnx_models[endpoint] = onnx_convert.convert_endpoint(endpoints[endpoint], opset, optimize_onnx)
+            for endpoint, levels in (("sample", "sample_levels"), ("inpaint", "inpaint_levels")):
+                onnx_models[endpoint] = onnx_convert.compose_full_run(
+                    onnx_models["initial_images"], onnx_models[levels], spec.num_levels, builder.OUTPUT_NAMES[endpoint]
+                )
+            os.makedirs(os.path.join(staging, manifest.ONNX_DIR))
+            for endpoint in builder.ENDPOINTS:
+                onnx_convert.save(onnx_models[endpoint], os.path.join(staging, document["files"]["onnx"][endpoint]))
+        manifest.write(document, staging)
+        report("verifying")
+        verification = verify_export(staging, with_onnx="onnx" in formats)
+        document = manifest.build_manifest(
+            spec, config, **{**record, "formats": formats}, verification=verification
+        )
+        text = manifest.to_text(document)
+        sizes: dict[str, int] = {}
+        for endpoint, model_proto in onnx_models.items():
+            onnx_convert.set_metadata(model_proto, onnx_convert.METADATA_KEY, text)
+            path = os.path.join(staging, document["files"]["onnx"][endpoint])
+            sizes["onnx"] = sizes.get("onnx", 0) + onnx_convert.save(model_proto, path)
+        savedmodel_dir = os.path.join(staging, manifest.SAVEDMODEL_DIR)
+        if "savedmodel" in formats:
+            sizes["savedmodel"] = _folder_bytes(savedmodel_dir)
+        else:
+            shutil.rmtree(savedmodel_dir)
+        sizes["manifest"] = os.path.getsize(manifest.write(document, staging))
+        os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp made it private
+        _replace_folder(staging, final)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, ExportError):
+            raise
+        if not isinstance(error, Exception):
+            raise
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ExportError(f"export of {spec.name!r} failed: {message}") from error
+    return ExportResult(
+        name=spec.name, path=final, formats=formats, step=int(step), sizes=sizes,
+        verification=verification, seconds=time.perf_counter() - started,
+    )  # fmt: skip
+
+
+def default_name(path: str | os.PathLike[str]) -> str:
+    """Export name of a workdir or checkpoint path: the workdir's folder name (+ "-ckpt-N" for a prefix)."""
+    from ncsn_tf.checkpoints import resolve_checkpoint
+
+    workdir, prefix = resolve_checkpoint(path)
+    name = os.path.basename(os.path.normpath(workdir))
+    if not os.path.isdir(os.path.abspath(os.fspath(path))):  # an explicit checkpoint prefix
+        name = f"{name}-{os.path.basename(prefix)}"
+    return name
+
+
+def export_checkpoint(
+    path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    use_ema: bool = True,
+    name: str | None = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> ExportResult:
+    """Export a training workdir (latest checkpoint) or a checkpoint prefix.
+
+    Args:
+        path: a workdir, its checkpoints/ folder, or a prefix such as WORKDIR/checkpoints/ckpt-500.
+        out_dir: parent folder of the export.
+        use_ema: export the EMA weights when the checkpoint has them.
+        name: export name; default `default_name(path)`.
+        progress: as `export_model`.
+        **options: formats, opset, steps_per_level, optimize_onnx (see `export_model`).
+
+    Raises:
+        ExportError: the workdir/checkpoint is missing or corrupt, or the export failed.
+    """
+    from ncsn_tf.checkpoints import checkpoint_has_ema, load_for_inference, resolve_checkpoint
+
+    report = progress or (lambda stage: None)
+    try:
+        report("loading checkpoint")
+        _, prefix = resolve_checkpoint(path)
+        config, model, step = load_for_inference(path, use_ema=use_ema)
+        ema = use_ema and checkpoint_has_ema(prefix)
+        name = name or default_name(path)
+    except Exception as error:
+        raise ExportError(f"cannot load {os.fspath(path)}: {str(error).splitlines()[0]}") from error
+    return export_model(config, model, step, out_dir, name=name, ema=ema, progress=progress, **options)
+
+
+def toy_mixture_config() -> Config:
+    """The toy config (paper Section 3.2) used by the exact-score mixture export."""
+    from ncsn_tf.configs import toy, validate
+
+    return validate(toy())
+
+
+def export_toy_mixture(
+    out_dir: str | os.PathLike[str], *, name: str = "toy_mixture", progress: Progress | None = None, **options: Any
+) -> ExportResult:
+    """Export the exact score of 0.2 N((-5,-5), I) + 0.8 N((5,5), I) with the paper's toy sampler.
+
+    Points are [B, 2]; initial points ~ Uniform[-8, 8)^2 (manifest value_range).
+    """
+    from ncsn_tf.models.analytic import paper_toy_mixture
+
+    config = toy_mixture_config()
+    model = paper_toy_mixture(builder.sampler_spec(config).sigmas)
+    return export_model(config, model, 0, out_dir, name=name, progress=progress, **options)

@@ -1,0 +1,58 @@
+"""Session-wide exports shared by the export tests (conversion is slow: export each model once).
+
+Registered in tests/conftest.py. Other test modules (e.g. the desktop tests) may use
+these fixtures or call the same entry points: `export.exporter.export_model(config,
+model, step, out_dir)`, `export_checkpoint(workdir, out_dir)`, `export_toy_mixture(out_dir)`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+TINY_DIGITS_OVERRIDES = ("name=digits_tiny", "model.ngf=4", "noise.num_levels=2", "sampling.steps_per_level=5")
+
+
+def tiny_digits_config():
+    """Digits (8x8x1) with a 4-channel network and 2 noise levels: the smallest real export."""
+    from ncsn_tf import configs
+
+    return configs.apply_overrides(configs.digits(), list(TINY_DIGITS_OVERRIDES))
+
+
+def write_tiny_digits_workdir(workdir, step: int = 3, seed: int = 0):
+    """A workdir (config.json + one checkpoint) of the tiny digits network, freshly initialised."""
+    import keras
+
+    from ncsn_tf.checkpoints import write_workdir
+    from ncsn_tf.models import build_score_model
+
+    keras.utils.set_random_seed(seed)
+    config = tiny_digits_config()
+    write_workdir(workdir, config, build_score_model(config), step=step)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def exports_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("exports")
+
+
+@pytest.fixture(scope="session")
+def toy_export_dir(exports_root):
+    """The exact-score toy mixture, exported with all tf2onnx optimizations (the CLI default)."""
+    from export.exporter import export_toy_mixture
+
+    return export_toy_mixture(exports_root).path
+
+
+@pytest.fixture(scope="session")
+def digits_workdir(tmp_path_factory):
+    return write_tiny_digits_workdir(tmp_path_factory.mktemp("runs") / "digits_tiny")
+
+
+@pytest.fixture(scope="session")
+def digits_export_dir(digits_workdir, exports_root):
+    """The tiny digits workdir exported (fast conversion: the network graph converts ~3x faster)."""
+    from export.exporter import export_checkpoint
+
+    return export_checkpoint(digits_workdir, exports_root, optimize_onnx=False).path

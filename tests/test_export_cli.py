@@ -1,0 +1,71 @@
+"""The batch CLI: globs, one bad input reported and skipped, the others exported, exit code."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from export import cli, runtime
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _toy_mlp_workdir(path, seed):
+    import keras
+
+    from ncsn_tf import configs
+    from ncsn_tf.checkpoints import write_workdir
+    from ncsn_tf.models import build_score_model
+
+    keras.utils.set_random_seed(seed)
+    config = configs.apply_overrides(configs.toy(), ["model.mlp_hidden=8", "model.mlp_layers=1", "noise.num_levels=3"])
+    write_workdir(path, config, build_score_model(config), step=10 + seed)
+    return path
+
+
+def test_two_good_workdirs_and_a_corrupt_one(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    _toy_mlp_workdir(runs / "toy_a", 1)
+    _toy_mlp_workdir(runs / "toy_b", 2)
+    corrupt = _toy_mlp_workdir(runs / "zz_corrupt", 3)
+    index = next((corrupt / "checkpoints").glob("*.index"))
+    index.write_bytes(b"not a checkpoint index" * 4)
+    out = tmp_path / "exports"
+
+    code = cli.main([str(runs / "toy_*"), str(corrupt), "--out", str(out), "--format", "both", "--steps-per-level", "7"])
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert sorted(os.listdir(out)) == ["toy_a", "toy_b"]  # nothing of the corrupt one
+    for name, step in (("toy_a", 11), ("toy_b", 12)):
+        manifest = runtime.read_manifest(out / name)
+        assert manifest["checkpoint"]["step"] == step and manifest["sampler"]["steps_per_level"] == 7
+        assert manifest["verification"]["status"] == "passed"
+        assert sorted(os.listdir(out / name / "onnx")) == sorted(f"{e}.onnx" for e in manifest["endpoints"])
+    assert f"{corrupt}: cannot load" in captured.err and "corrupt" in captured.err  # the reason, one line
+    table = captured.out
+    assert "model" in table and "verification" in table and "size" in table and "time" in table
+    assert table.count("passed") == 2 and "FAILED" in table
+    assert "2 exported" in table and "1 failed" in table
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([])
+    assert stopped.value.code == 2
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["somewhere", "--opset", "13"])
+    assert stopped.value.code == 2 and "opset" in capsys.readouterr().err
+
+
+def test_unmatched_glob_is_a_reported_failure(tmp_path, capsys):
+    code = cli.main([str(tmp_path / "nothing-*"), "--out", str(tmp_path / "out"), "--format", "savedmodel"])
+    assert code == 1 and "glob matched nothing" in capsys.readouterr().out
+
+
+def test_python_dash_m_export_help():
+    completed = subprocess.run(
+        [sys.executable, "-m", "export", "--help"], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert completed.returncode == 0 and "--steps-per-level" in completed.stdout and "--format" in completed.stdout

@@ -627,9 +627,9 @@ def comparison_table(results: Sequence[dict[str, Any]], per_level: Sequence[np.n
     With two or more models on the same ladder and held-out set, every column after
     the first also gets "diff vs first (paired standard error)" for the losses: the
     perturbations are identical, so the difference's error is much smaller than
-    either loss's.
+    either loss's. Several models are named [1], [2], ... with a legend below.
     """
-    labels = [r["model"] for r in results]
+    labels = [r["model"] for r in results] if len(results) == 1 else [f"[{i + 1}]" for i in range(len(results))]
     headlines = [_headline(r) for r in results]
     keys = list(dict.fromkeys(key for h in headlines for key in h))
     same_ladder = all(r["sigmas"] == results[0]["sigmas"] for r in results) and all(
@@ -660,7 +660,9 @@ def comparison_table(results: Sequence[dict[str, Any]], per_level: Sequence[np.n
         )
     widths = [max(len(str(row[c])) for row in [header, *rows]) for c in range(len(header))]
     for row in [header, *rows]:
-        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    if len(results) > 1:
+        lines += [f"{label} {result['model']}" for label, result in zip(labels, results, strict=True)]
     return "\n".join(lines)
 
 

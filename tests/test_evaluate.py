@@ -75,9 +75,9 @@ def test_compare_two_toy_models_side_by_side(tmp_path, capsys):
     code = evaluate.main([first, second, "--num-samples", "64", "--quiet", "--out", str(tmp_path / "out")])
     assert code == 0
     table = capsys.readouterr().out
-    assert first in table and second in table
+    assert f"[1] {first}" in table and f"[2] {second}" in table  # the legend
     assert "loss @ sigma=20" in table and "loss @ sigma=1 " in table
-    assert f"loss diff {second} - {first}" in table
+    assert "loss diff [2] - [1]" in table
     results = [json.loads((tmp_path / "out" / f"model_{i}" / "evaluation.json").read_text()) for i in (0, 1)]
     for result in results:
         assert result["dataset"] == "toy"

@@ -73,8 +73,7 @@ def test_digits_without_dequantisation_are_the_arrays():
 
 def test_dequantisation_adds_uniform_noise_within_the_level():
     # (x * 16 + u) / 17 with u ~ U[0, 1): level k maps into [k / 17, (k + 1) / 17).
-    config = configs.get_config("digits")
-    assert config.data.dequantize
+    config = configs.apply_overrides(configs.digits(), ["data.dequantize=true"])
     dequantised = one_epoch(config, "test")  # [360, 8, 8, 1]
     levels = np.round(data.digits_arrays("test")[0] * 16)  # [360, 8, 8, 1] in 0..16
     uniform = dequantised.astype(np.float64) * data.DIGITS_LEVELS - levels

@@ -13,6 +13,9 @@ score network inside a `Loop` body is thousands of nodes), so:
 - `sample` and `inpaint` are not converted again: they are composed in ONNX from
   `initial_images` and the converted `sample_levels` / `inpaint_levels` graphs
   with the level range fixed to [0, L) (the same ops the SavedModel runs).
+- the weights a `tf.while_loop` carries through every iteration are hoisted out
+  of the ONNX `Loop` (`hoist_loop_invariants`): onnxruntime then folds, pre-packs
+  and blocks the convolutions inside the loop as it does outside it.
 Unsupported ops raise here instead of producing a broken file; every file is
 still run in onnxruntime by `verify.py` before an export is reported as written.
 """
@@ -124,9 +127,12 @@ def convert_endpoint(function: Any, opset: int, optimize: bool = True) -> Any:
     errors = []
     for fast in (True, False):
         try:
-            return _convert(concrete, opset, fast, optimize)
+            model_proto = _convert(concrete, opset, fast, optimize)
         except Exception as error:  # tf2onnx raises many types
             errors.append(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+            continue
+        hoist_loop_invariants(model_proto)
+        return model_proto
     raise ConversionError(f"tf2onnx could not convert {concrete.name}: {errors[-1]}")
 
 
@@ -211,6 +217,69 @@ def compose_full_run(initial_model: Any, levels_model: Any, num_levels: int, out
     graph.value_info.extend(start.value_info)
     onnx.checker.check_model(model)
     return model
+
+
+# ---------------------------------------------------------------------------
+# Loop invariants: weights as outer-scope constants, not loop-carried values.
+# ---------------------------------------------------------------------------
+
+
+def hoist_loop_invariants(model_proto: Any) -> int:
+    """Stop passing unchanged values through `Loop` iterations; read them from the outer scope.
+
+    A `tf.while_loop` captures the network's variables as loop inputs, and tf2onnx
+    turns every one into a loop-carried value that the body hands back unchanged.
+    onnxruntime must then treat ~180 weight tensors as dynamic: it cannot constant-fold
+    their NHWC->NCHW transposes, pre-pack the convolution kernels or use its blocked
+    (NCHWc) convolutions, and copies them every iteration. ONNX lets a body read any
+    outer-scope value by name, so a loop-carried value whose body output is its body
+    input (or an Identity of it) is removed from the carried list and referenced
+    directly. The Loop's results for removed values (equal to their inputs) are
+    renamed to those inputs outside the loop. Edits in place, every Loop at any depth.
+
+    Returns:
+        The number of loop-carried values removed.
+    """
+    removed = 0
+    for graph in list(_graphs(model_proto.graph)):
+        outer_outputs = {value.name for value in graph.output}
+        for node in graph.node:
+            if node.op_type != "Loop":
+                continue
+            (body,) = [attribute.g for attribute in node.attribute if attribute.name == "body"]
+            producers = {name: inner for inner in body.node for name in inner.output}
+            defined_in_body = set(producers) | {value.name for value in body.input} | {i.name for i in body.initializer}
+            num_carried = len(body.input) - 2
+            for j in reversed(range(num_carried)):
+                inner_in, inner_out = body.input[2 + j].name, body.output[1 + j].name
+                source = producers.get(inner_out)
+                passes_through = inner_out == inner_in or (
+                    source is not None and source.op_type == "Identity" and source.input[0] == inner_in
+                )
+                outer = node.input[2 + j] if len(node.input) > 2 + j else ""
+                result = node.output[j] if len(node.output) > j else ""
+                if not passes_through or not outer or outer in defined_in_body or result in outer_outputs:
+                    continue
+                del body.output[1 + j]
+                del body.input[2 + j]
+                if source is not None and source.op_type == "Identity" and inner_out != inner_in:
+                    still_used = any(inner_out in other.input for g in _graphs(body) for other in g.node)
+                    if not still_used:
+                        body.node.remove(source)
+                for g in _graphs(body):
+                    for inner in g.node:
+                        for i, name in enumerate(inner.input):
+                            if name == inner_in:
+                                inner.input[i] = outer
+                del node.input[2 + j]
+                del node.output[j]
+                if result:
+                    for other in graph.node:
+                        for i, name in enumerate(other.input):
+                            if name == result:
+                                other.input[i] = outer
+                removed += 1
+    return removed
 
 
 # ---------------------------------------------------------------------------

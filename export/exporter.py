@@ -28,6 +28,10 @@ from export.verify import TOLERANCE, verify_export
 from ncsn_tf.configs import Config
 
 DEFAULT_OPSET = 18
+PRECISIONS = ("float32", "bfloat16")  # compute dtype of the exported score network
+# A bfloat16 export is checked against its float32 weights: the largest score difference
+# over the verification inputs, relative to the largest |float32 score|, must stay below this.
+BFLOAT16_SCORE_TOLERANCE = 0.1
 Progress = Callable[[str], None]
 
 
@@ -107,6 +111,7 @@ def export_model(
     steps_per_level: int | None = None,
     ema: bool = False,
     optimize_onnx: bool = True,
+    precision: str = "float32",
     progress: Progress | None = None,
 ) -> ExportResult:
     """Export a built score model as `OUT/NAME/{manifest.json, savedmodel/, onnx/*.onnx}`, verified.
@@ -123,6 +128,12 @@ def export_model(
         ema: whether `model` holds EMA weights (recorded in the manifest).
         optimize_onnx: run tf2onnx's graph optimizers (False: ~3x faster conversion,
             ~5-10% slower onnxruntime steps; see `onnx_convert.convert_endpoint`).
+        precision: "float32", or "bfloat16": the score network computes in bfloat16
+            (Keras mixed_bfloat16: float32 weights, inputs and outputs) while the sampler
+            (images, noise, step sizes) stays float32. SavedModel only (onnxruntime's CPU
+            provider has no bfloat16 convolution); its scores are checked against the
+            float32 network (`BFLOAT16_SCORE_TOLERANCE`). Faster on CPUs with AVX-512 BF16
+            or AMX and on GPUs/TPUs; see docs/export.md for speed and sample quality.
         progress: called with a short description of each stage.
 
     Returns:
@@ -134,6 +145,13 @@ def export_model(
     started = time.perf_counter()
     report = progress or (lambda stage: None)
     formats = check_formats(formats)
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; use one of {list(PRECISIONS)}")
+    if precision == "bfloat16" and "onnx" in formats:
+        raise ExportError(
+            "bfloat16 exports are SavedModel only (onnxruntime's CPU provider has no bfloat16 convolution); "
+            "use --format savedmodel, or --precision float32 for ONNX"
+        )
     if "onnx" in formats:
         onnx_convert.check_opset(opset)
     if not getattr(model, "built", True):
@@ -150,8 +168,12 @@ def export_model(
         build_formats = ("savedmodel", *(("onnx",) if "onnx" in formats else ()))
         record = dict(
             step=step, ema=ema, score_model=type(model).__name__, formats=build_formats,
-            opset=opset if "onnx" in formats else None,
+            opset=opset if "onnx" in formats else None, precision=precision,
         )  # fmt: skip
+        float32_model = model
+        if precision == "bfloat16":
+            report("building the bfloat16 network")
+            model = bfloat16_copy(config, model)
         # The copies inside the SavedModel are written before verification: they carry the tolerance only.
         document = manifest.build_manifest(
             spec, config, **record, verification={"status": "pending", "tolerance": TOLERANCE}
@@ -179,6 +201,8 @@ def export_model(
         manifest.write(document, staging)
         report("verifying")
         verification = verify_export(staging, with_onnx="onnx" in formats)
+        if precision == "bfloat16":
+            verification["bfloat16_vs_float32"] = check_bfloat16_scores(config, float32_model, model)
         document = manifest.build_manifest(
             spec, config, **{**record, "formats": formats}, verification=verification
         )
@@ -210,6 +234,57 @@ def export_model(
     )  # fmt: skip
 
 
+def bfloat16_copy(config: Config, model: keras.Model) -> keras.Model:
+    """A mixed_bfloat16 copy of a float32 score model built from `config` (same weights)."""
+    from ncsn_tf.checkpoints import build_model_with_policy
+
+    if not hasattr(model, "get_weights") or type(model).__name__ == "AnalyticScoreModel":
+        raise ExportError(f"a bfloat16 export needs a trained score network, not {type(model).__name__}")
+    copy = build_model_with_policy(config, "mixed_bfloat16")
+    try:
+        copy.set_weights(model.get_weights())
+    except ValueError as error:
+        raise ExportError(f"the model does not match its config: {str(error).splitlines()[0]}") from error
+    return copy
+
+
+def check_bfloat16_scores(config: Config, float32_model: keras.Model, bfloat16_model: keras.Model) -> dict[str, Any]:
+    """Compare the two networks' scores on seeded noisy images at every level.
+
+    Returns:
+        The record stored in the manifest's verification block.
+
+    Raises:
+        ExportError: the relative difference is above `BFLOAT16_SCORE_TOLERANCE`.
+    """
+    import numpy as np
+
+    from ncsn_tf.schedule import geometric_sigmas
+
+    rng = np.random.default_rng(0)
+    sigmas = geometric_sigmas(config.noise.sigma_max, config.noise.sigma_min, config.noise.num_levels)  # [L]
+    levels = np.arange(len(sigmas), dtype=np.int32)  # [L], one image per level
+    clean = rng.uniform(0.0, 1.0, size=(len(levels), *config.data.shape)).astype(np.float32)  # [L, H, W, C] in [0, 1]
+    noise = rng.normal(size=clean.shape).astype(np.float32) * sigmas[:, None, None, None].astype(np.float32)
+    noisy = clean + noise  # [L, H, W, C]
+    reference = np.asarray(float32_model(noisy, levels), np.float64)  # [L, H, W, C]
+    candidate = np.asarray(keras.ops.convert_to_numpy(bfloat16_model(noisy, levels)), np.float64)
+    # Relative to each level's largest |score| (the scores scale like 1 / sigma).
+    scale = np.maximum(np.abs(reference).reshape(len(levels), -1).max(axis=1), 1e-12)  # [L]
+    relative = np.abs(candidate - reference).reshape(len(levels), -1).max(axis=1) / scale  # [L]
+    record = {
+        "max_relative_score_diff": float(relative.max()),
+        "per_level": [float(value) for value in relative],
+        "tolerance": BFLOAT16_SCORE_TOLERANCE,
+    }
+    if not float(relative.max()) <= BFLOAT16_SCORE_TOLERANCE:
+        raise ExportError(
+            f"bfloat16 scores differ from float32 by {relative.max():.3g} of their size "
+            f"(tolerance {BFLOAT16_SCORE_TOLERANCE}); export in float32"
+        )
+    return record
+
+
 def default_name(path: str | os.PathLike[str]) -> str:
     """Export name of a workdir or checkpoint path: the workdir's folder name (+ "-ckpt-N" for a prefix)."""
     from ncsn_tf.checkpoints import resolve_checkpoint
@@ -238,7 +313,7 @@ def export_checkpoint(
         use_ema: export the EMA weights when the checkpoint has them.
         name: export name; default `default_name(path)`.
         progress: as `export_model`.
-        **options: formats, opset, steps_per_level, optimize_onnx (see `export_model`).
+        **options: formats, opset, steps_per_level, optimize_onnx, precision (see `export_model`).
 
     Raises:
         ExportError: the workdir/checkpoint is missing or corrupt, or the export failed.

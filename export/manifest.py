@@ -68,6 +68,7 @@ def build_manifest(
     formats: tuple[str, ...],
     opset: int | None,
     verification: dict[str, Any],
+    precision: str = "float32",
 ) -> dict[str, Any]:
     """The manifest of one export.
 
@@ -80,6 +81,8 @@ def build_manifest(
         formats: the formats written, a subset of ("savedmodel", "onnx").
         opset: the ONNX opset (None without ONNX).
         verification: the verification block (tolerance, and the measured numbers once known).
+        precision: compute dtype of the score network ("float32" or "bfloat16"); every
+            input and output of every endpoint is float32/int32/bool either way.
 
     Returns:
         The manifest as a JSON-ready dict.
@@ -108,6 +111,7 @@ def build_manifest(
         "files": files,
         "onnx_opset": opset if "onnx" in formats else None,
         "score_model": score_model,
+        "precision": precision,
         "checkpoint": {"step": int(step), "ema": bool(ema)},
         "config": to_dict(config),
         "versions": versions(),

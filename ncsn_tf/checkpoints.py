@@ -292,16 +292,26 @@ def check_same_model(saved: Config, requested: Config, workdir: str) -> None:
 # ---------------------------------------------------------------------------
 
 
-def build_float32_model(config: Config) -> keras.Model:
-    """`build_score_model(config)` under the float32 dtype policy, whatever the global one is."""
+def build_model_with_policy(config: Config, dtype_policy: str) -> keras.Model:
+    """`build_score_model(config)` under `dtype_policy` ("float32", "mixed_bfloat16", ...).
+
+    The global policy is restored afterwards. Variables are float32 under every
+    policy Keras offers for training, so weights move between copies with
+    `set_weights` whatever their compute dtypes.
+    """
     from ncsn_tf.models import build_score_model
 
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
+    keras.config.set_dtype_policy(dtype_policy)
     try:
         return build_score_model(config)
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def build_float32_model(config: Config) -> keras.Model:
+    """`build_score_model(config)` under the float32 dtype policy, whatever the global one is."""
+    return build_model_with_policy(config, "float32")
 
 
 def write_workdir(

@@ -4,7 +4,7 @@
 
 A model is a training workdir (or one of its checkpoints, `WORKDIR/checkpoints/ckpt-500`)
 or an export folder (`manifest.json` + SavedModel + ONNX; run with ONNX Runtime by
-default, `--runtime savedmodel` for TensorFlow). For each model this draws N seeded
+default when it has ONNX files, else TensorFlow; `--runtime` chooses). For each model this draws N seeded
 samples in batches (image b uses seed `--seed + b`, so it does not depend on the
 batch size), writes a PNG grid, and reports in `evaluation.json`:
 
@@ -148,6 +148,8 @@ def _export_generator(path: Path, runtime: str, label: str) -> Generator:
     config = configs.from_dict(manifest["config"])
     sigmas = np.asarray(manifest["sigmas"], np.float32)  # [L]
     step = (manifest.get("checkpoint") or {}).get("step")
+    if runtime == "auto":  # ONNX Runtime where the export has ONNX files (a bfloat16 export has none)
+        runtime = "onnx" if manifest.get("files", {}).get("onnx") else "savedmodel"
     if runtime == "onnx":
         import onnxruntime as ort
 
@@ -192,16 +194,17 @@ def _export_generator(path: Path, runtime: str, label: str) -> Generator:
             return out["scores"].numpy()
 
     else:
-        raise EvaluationError(f"unknown runtime {runtime!r}; use onnx or savedmodel")
+        raise EvaluationError(f"unknown runtime {runtime!r}; use auto, onnx or savedmodel")
     return Generator(label, runtime, config, step, sigmas, _sample=sample, _score=score)
 
 
-def open_generator(path: str | os.PathLike[str], runtime: str = "onnx", use_ema: bool = True) -> Generator:
+def open_generator(path: str | os.PathLike[str], runtime: str = "auto", use_ema: bool = True) -> Generator:
     """Load a workdir, a checkpoint prefix or an export folder.
 
     Args:
         path: training workdir, `WORKDIR/checkpoints/ckpt-N`, or export folder (has manifest.json).
-        runtime: for exports, "onnx" (ONNX Runtime) or "savedmodel" (TensorFlow).
+        runtime: for exports, "onnx" (ONNX Runtime), "savedmodel" (TensorFlow) or "auto"
+            (ONNX Runtime when the export has ONNX files, else TensorFlow).
         use_ema: for checkpoints, use the EMA weights when present.
 
     Raises:
@@ -500,6 +503,7 @@ class EvaluationOptions:
     epsilon: float | None = None
     denoise: bool | None = None
     samples: bool = True  # False: only the held-out loss
+    save_samples: bool = False  # also write samples.npz (the raw, unclipped samples)
     inception_weights: str | None = None  # a file; None = the Keras cache
     cache_dir: str | None = None
     held_out_count: int = HELD_OUT_COUNT
@@ -566,6 +570,9 @@ def evaluate_generator(
             )
         if out_dir is not None:
             result["picture"] = save_samples_picture(samples, generator.dataset, Path(out_dir) / "samples.png")
+            if options.save_samples:
+                np.savez_compressed(Path(out_dir) / "samples.npz", samples=samples, first_seed=options.seed)
+                result["samples_file"] = os.fspath(Path(out_dir) / "samples.npz")
     clean = held_out_data(config, options.held_out_count)
     per_level = held_out_losses(generator, clean)
     result["held_out_loss"] = loss_summary(per_level, generator.sigmas)
@@ -667,7 +674,7 @@ def comparison_table(results: Sequence[dict[str, Any]], per_level: Sequence[np.n
 
 
 def evaluate_paths(
-    paths: Sequence[str], options: EvaluationOptions, out_dir: str | None = None, runtime: str = "onnx"
+    paths: Sequence[str], options: EvaluationOptions, out_dir: str | None = None, runtime: str = "auto"
 ) -> tuple[list[dict[str, Any]], str]:
     """Evaluate each model; return the results and the side-by-side table.
 
@@ -716,10 +723,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--inception-weights", default=None, help="InceptionV3 .h5 (with top) when not in the Keras cache"
     )
     parser.add_argument("--cache-dir", default=None, help="cache of dataset statistics and the digits classifier")
-    parser.add_argument("--runtime", choices=("onnx", "savedmodel"), default="onnx", help="how to run an export")
+    parser.add_argument(
+        "--runtime", choices=("auto", "onnx", "savedmodel"), default="auto",
+        help="how to run an export (default auto: ONNX Runtime when it has ONNX files, else TensorFlow)",
+    )  # fmt: skip
     parser.add_argument(
         "--out", default=None, help="output folder (default: WORKDIR/evaluation/step_N or EXPORT_evaluation)"
     )
+    parser.add_argument("--save-samples", action="store_true", help="also write samples.npz (raw samples)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     options = EvaluationOptions(
@@ -730,6 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         epsilon=args.epsilon,
         denoise=args.denoise,
         samples=not args.loss_only,
+        save_samples=args.save_samples,
         inception_weights=args.inception_weights,
         cache_dir=args.cache_dir,
         held_out_count=args.held_out,

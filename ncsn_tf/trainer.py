@@ -217,14 +217,7 @@ def training_dataset(config: Config, global_batch_size: int, seed: int) -> tf.da
 
 def _build_model(config: Config) -> keras.Model:
     """The score model under `training.precision` (the global policy is restored after)."""
-    from ncsn_tf.models import build_score_model
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(config.training.precision)
-    try:
-        return build_score_model(config)
-    finally:
-        keras.config.set_dtype_policy(previous)
+    return checkpoints.build_model_with_policy(config, config.training.precision)
 
 
 def make_optimizer(config: Config) -> keras.optimizers.Optimizer:

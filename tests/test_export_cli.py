@@ -69,3 +69,43 @@ def test_python_dash_m_export_help():
         [sys.executable, "-m", "export", "--help"], capture_output=True, text=True, timeout=120, cwd=ROOT
     )
     assert completed.returncode == 0 and "--steps-per-level" in completed.stdout and "--format" in completed.stdout
+
+
+def test_bfloat16_export_is_a_savedmodel_close_to_float32(digits_workdir, digits_export_dir, tmp_path, capsys):
+    import numpy as np
+
+    from export.exporter import BFLOAT16_SCORE_TOLERANCE, PRECISIONS
+
+    assert cli.PRECISIONS == PRECISIONS
+    out = tmp_path / "exports"
+    code = cli.main([str(digits_workdir), "--precision", "bfloat16", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    (name,) = os.listdir(out)
+    assert name == "digits_tiny-bf16"
+    export_dir = out / name
+    assert sorted(os.listdir(export_dir)) == ["manifest.json", "savedmodel"]  # no ONNX by default
+    manifest = runtime.read_manifest(export_dir)
+    assert manifest["precision"] == "bfloat16" and manifest["files"]["onnx"] == {}
+    record = manifest["verification"]["bfloat16_vs_float32"]
+    assert 0.0 < record["max_relative_score_diff"] <= BFLOAT16_SCORE_TOLERANCE  # bf16 really computes in bf16
+    assert len(record["per_level"]) == manifest["num_levels"]
+    assert runtime.read_manifest(digits_export_dir)["precision"] == "float32"
+
+    bf16 = runtime.load(export_dir, runtime="tensorflow")
+    fp32 = runtime.load(digits_export_dir, runtime="tensorflow")
+    seeds = np.arange(7, dtype=np.int32)
+    images = bf16.sample(seeds)
+    assert images.dtype == np.float32 and images.shape == (7, 8, 8, 1) and np.all(np.isfinite(images))
+    np.testing.assert_array_equal(images, bf16.sample(seeds))  # still seeded
+    difference = np.abs(images - fp32.sample(seeds))
+    assert 0.0 < difference.max() < 0.25  # same seed: close to the float32 samples, not identical
+
+
+def test_bfloat16_with_onnx_or_the_toy_mixture_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["somewhere", "--precision", "bfloat16", "--format", "both"])
+    assert stopped.value.code == 2 and "SavedModel only" in capsys.readouterr().err
+    code = cli.main(["--toy-mixture", "--precision", "bfloat16", "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 1 and "float32 only" in captured.err
+    assert not [entry for entry in os.listdir(tmp_path) if not entry.startswith(".")]

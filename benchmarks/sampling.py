@@ -139,7 +139,10 @@ def _bench_batch(
             "step_seconds_per_image": step_seconds / batch, "loop_seconds": loop_seconds,
             "loop_overhead": step_seconds / score_seconds - 1.0,
         }  # fmt: skip
-        reference = REFERENCE_PYTORCH["step_seconds"].get(batch) if name == "mnist" and not args.quick else None
+        # PyTorch's own loop step where measured (batch 16), else its score evaluation (batch 64).
+        reference = None
+        if name == "mnist" and not args.quick:
+            reference = REFERENCE_PYTORCH["step_seconds"].get(batch) or REFERENCE_PYTORCH["score_seconds"].get(batch)
         if reference:
             row["speedup_vs_pytorch_step"] = reference / step_seconds
         rows.append(row)
@@ -185,20 +188,23 @@ def bench_config(args: argparse.Namespace, name: str) -> list[dict[str, Any]]:
     score_function = tf.function(lambda x, i: model(x, i), reduce_retracing=True)
     bf16_model = None
     if args.bf16:
-        import keras
+        from ncsn_tf.checkpoints import build_model_with_policy
 
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy("mixed_bfloat16")
-        try:
-            bf16_model = build_score_model(config)
-        finally:
-            keras.config.set_dtype_policy(previous)
+        bf16_model = build_model_with_policy(config, "mixed_bfloat16")
         bf16_model.set_weights(model.get_weights())
         bf16_score = tf.function(lambda x, i: tf.cast(bf16_model(x, i), tf.float32), reduce_retracing=True)
     wanted = {"SavedModel": ("savedmodel", "tensorflow"), "onnxruntime": ("onnx", "onnxruntime")}
     samplers = {
         label: load(export_dir, runtime) for label, (option, runtime) in wanted.items() if option in args.runtimes
     }
+    if args.bf16 and "savedmodel" in args.runtimes:  # the bfloat16 export path (SavedModel only)
+        started = time.perf_counter()
+        bf16_dir = export_model(
+            config, model, 0, tempfile.mkdtemp(prefix="ncsn-bench-"), name=f"{name}-bf16", formats="savedmodel",
+            precision="bfloat16",
+        ).path  # fmt: skip
+        print(f"[{name}] exported bfloat16 in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        samplers["SavedModel bf16"] = load(bf16_dir, "tensorflow")
     rows = []
     context = dict(
         model=model, score_function=score_function, bf16_model=bf16_model, samplers=samplers, shape=shape,
@@ -232,11 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps-per-level", type=int, default=2, help="T (small: the networks are slow on CPU)")
     parser.add_argument("--levels", type=int, default=None, help="override the number of noise levels L")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median)")
-    parser.add_argument("--bf16", action="store_true", help="also time a mixed_bfloat16 copy of the network (tf.function)")
+    parser.add_argument(
+        "--bf16", action="store_true",
+        help="also time a mixed_bfloat16 copy of the network (tf.function, and a bfloat16 SavedModel export)",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="tiny digits network (ngf 4), 2 levels, batch 2, T = 1: a smoke run")
     parser.add_argument("--workdir", help="benchmark this trained workdir's model instead of random weights")
     parser.add_argument("--export-dir", help="use this existing export for the SavedModel/onnxruntime timings")
-    parser.add_argument("--out", default=os.path.join(RESULTS_DIR, "sampling.json"), help="JSON results file")
+    parser.add_argument(
+        "--out", "--output", dest="out", default=os.path.join(RESULTS_DIR, "sampling.json"), help="JSON results file"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.configs, args.batches, args.levels = "digits", "2", args.levels or 2

@@ -135,7 +135,9 @@ def toy() -> Config:
         data=dict(dataset="toy", dequantize=False, shuffle_buffer=0),
         model=dict(architecture="mlp", rescale_input=False),
         noise=dict(sigma_max=20.0, sigma_min=1.0, num_levels=10),
-        training=dict(batch_size=128, steps=5_000, checkpoint_every=1_000, log_every=100),
+        # 30k steps (~75 s on 2 cores): at 5k the learned sampler still leaves a trail of chains
+        # between the modes (MMD^2 0.047); at 30k it matches the exact-score sampler (0.026 vs 0.021).
+        training=dict(batch_size=128, steps=30_000, checkpoint_every=5_000, log_every=500),
         # Paper's toy run: alpha_i = 0.1 * sigma_i^2 / sigma_L^2, x += (a/2)s + sqrt(a)z.
         sampling=dict(steps_per_level=100, epsilon=0.1, convention="paper", num_samples=1280),
     )

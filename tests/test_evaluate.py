@@ -100,11 +100,19 @@ def test_digits_workdir_end_to_end(tmp_path, capsys):
     checkpoints.write_workdir(tmp_path / "run", config, build_score_model(config), step=3)
     cache = tmp_path / "cache"
     code = evaluate.main(
-        [str(tmp_path / "run"), "--num-samples", "24", "--batch-size", "24", "--quiet", "--cache-dir", str(cache)]
-    )
+        [
+            str(tmp_path / "run"), "--num-samples", "24", "--batch-size", "12", "--quiet", "--cache-dir", str(cache),
+            "--save-samples", "--seed", "5",
+        ]
+    )  # fmt: skip
     assert code == 0
     out_dir = tmp_path / "run" / "evaluation" / "step_3"
     result = json.loads((out_dir / "evaluation.json").read_text())
+    with np.load(out_dir / "samples.npz") as saved:  # the raw samples the metrics were computed on
+        assert saved["samples"].shape == (24, 8, 8, 1) and int(saved["first_seed"]) == 5
+        generator = evaluate.open_generator(tmp_path / "run")
+        again = evaluate.draw_samples(generator, 2, batch_size=2, seed=5, progress=False)
+        np.testing.assert_allclose(saved["samples"][:2], again, rtol=1e-5, atol=1e-5)
     quality = result["metrics"]["samples"]
     assert quality["count"] == 24 and len(quality["class_shares"]) == 10
     rows = result["metrics"]["reference_rows"]
@@ -125,6 +133,10 @@ def test_bad_paths_give_one_line_errors(tmp_path, capsys):
     (tmp_path / "export" / "manifest.json").write_text('{"format": "something-else"}')
     assert evaluate.main([str(tmp_path / "export"), "--quiet"]) == 2
     assert "not an ncsn-tf export manifest" in capsys.readouterr().err
+
+
+def test_auto_runtime_follows_the_files_of_the_export(toy_export_dir):
+    assert evaluate.open_generator(toy_export_dir).source == "onnx"  # default: auto, ONNX files present
 
 
 @pytest.mark.parametrize("runtime", ["onnx", "savedmodel"])

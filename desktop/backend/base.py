@@ -108,3 +108,60 @@ def check_images(images: np.ndarray, files: ModelFiles, what: str) -> np.ndarray
     if array.ndim != 4 or tuple(array.shape[1:]) != expected:
         raise ValueError(f"{what} must be [B, {expected[0]}, {expected[1]}, {expected[2]}], got {list(array.shape)}")
     return array
+
+
+def level_inputs(first_level: int, last_level: int, settings: SamplerSettings) -> dict[str, np.ndarray]:
+    """The scalar inputs of `*_levels` endpoints as 0-d arrays (onnxruntime rejects NumPy scalars)."""
+    return {
+        "first_level": np.array(first_level, dtype=np.int32),
+        "last_level": np.array(last_level, dtype=np.int32),
+        "steps_per_level": np.array(settings.steps_per_level, dtype=np.int32),
+        "epsilon": np.array(settings.epsilon, dtype=np.float32),
+        "denoise": np.array(settings.denoise, dtype=np.bool_),
+    }
+
+
+class EndpointBackend:
+    """The endpoint calls of `InferenceBackend`, shared by every runtime.
+
+    A subclass sets `files` and implements `_run(endpoint, inputs) -> [B, H, W, C]
+    float32`, which feeds the named inputs to the runtime's copy of the endpoint.
+    """
+
+    files: ModelFiles
+
+    def _run(self, endpoint: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def initial_images(self, seeds: np.ndarray) -> np.ndarray:
+        seeds = np.ascontiguousarray(seeds, dtype=np.int32)  # [B]
+        return self._run("initial_images", {"seeds": seeds})  # [B, H, W, C] in [0, 1)
+
+    def sample_levels(
+        self, images: np.ndarray, seeds: np.ndarray, first_level: int, last_level: int, settings: SamplerSettings
+    ) -> np.ndarray:
+        inputs = {
+            "images": check_images(images, self.files, "images"),  # [B, H, W, C]
+            "seeds": np.ascontiguousarray(seeds, dtype=np.int32),  # [B]
+            **level_inputs(first_level, last_level, settings),
+        }
+        return self._run("sample_levels", inputs)  # [B, H, W, C]
+
+    def inpaint_levels(
+        self,
+        images: np.ndarray,
+        known_images: np.ndarray,
+        masks: np.ndarray,
+        seeds: np.ndarray,
+        first_level: int,
+        last_level: int,
+        settings: SamplerSettings,
+    ) -> np.ndarray:
+        inputs = {
+            "images": check_images(images, self.files, "images"),  # [B, H, W, C]
+            "known_images": check_images(known_images, self.files, "known_images"),  # [B, H, W, C] in [0, 1]
+            "masks": check_images(masks, self.files, "masks"),  # [B, H, W, C], 1 = known
+            "seeds": np.ascontiguousarray(seeds, dtype=np.int32),  # [B]
+            **level_inputs(first_level, last_level, settings),
+        }
+        return self._run("inpaint_levels", inputs)  # [B, H, W, C]

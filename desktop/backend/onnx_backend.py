@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from desktop.backend.base import SamplerSettings, check_images
+from desktop.backend.base import EndpointBackend
 from desktop.backend.errors import ModelError, RunInterrupted
 from desktop.backend.locate import ModelFiles
 from desktop.backend.safety import load_onnx_checked
@@ -35,7 +35,7 @@ def available_providers() -> list[str]:
     return providers or [CPU_PROVIDER]
 
 
-class OnnxBackend:
+class OnnxBackend(EndpointBackend):
     """Exported endpoints run by onnxruntime.
 
     Args:
@@ -111,39 +111,6 @@ class OnnxBackend:
                 self._current_run = None
         return np.asarray(result, dtype=np.float32)
 
-    def initial_images(self, seeds: np.ndarray) -> np.ndarray:
-        seeds = np.ascontiguousarray(seeds, dtype=np.int32)  # [B]
-        return self._run("initial_images", {"seeds": seeds})  # [B, H, W, C] in [0, 1)
-
-    def sample_levels(
-        self, images: np.ndarray, seeds: np.ndarray, first_level: int, last_level: int, settings: SamplerSettings
-    ) -> np.ndarray:
-        inputs = {
-            "images": check_images(images, self.files, "images"),  # [B, H, W, C]
-            "seeds": np.ascontiguousarray(seeds, dtype=np.int32),  # [B]
-            **_level_inputs(first_level, last_level, settings),
-        }
-        return self._run("sample_levels", inputs)  # [B, H, W, C]
-
-    def inpaint_levels(
-        self,
-        images: np.ndarray,
-        known_images: np.ndarray,
-        masks: np.ndarray,
-        seeds: np.ndarray,
-        first_level: int,
-        last_level: int,
-        settings: SamplerSettings,
-    ) -> np.ndarray:
-        inputs = {
-            "images": check_images(images, self.files, "images"),  # [B, H, W, C]
-            "known_images": check_images(known_images, self.files, "known_images"),  # [B, H, W, C] in [0, 1]
-            "masks": check_images(masks, self.files, "masks"),  # [B, H, W, C], 1 = known
-            "seeds": np.ascontiguousarray(seeds, dtype=np.int32),  # [B]
-            **_level_inputs(first_level, last_level, settings),
-        }
-        return self._run("inpaint_levels", inputs)  # [B, H, W, C]
-
     def interrupt(self) -> None:
         with self._lock:
             if self._current_run is not None:
@@ -151,14 +118,3 @@ class OnnxBackend:
 
     def close(self) -> None:
         self._sessions.clear()
-
-
-def _level_inputs(first_level: int, last_level: int, settings: SamplerSettings) -> dict[str, np.ndarray]:
-    """The scalar inputs of `*_levels` endpoints as 0-d arrays (onnxruntime rejects NumPy scalars)."""
-    return {
-        "first_level": np.array(first_level, dtype=np.int32),
-        "last_level": np.array(last_level, dtype=np.int32),
-        "steps_per_level": np.array(settings.steps_per_level, dtype=np.int32),
-        "epsilon": np.array(settings.epsilon, dtype=np.float32),
-        "denoise": np.array(settings.denoise, dtype=np.bool_),
-    }

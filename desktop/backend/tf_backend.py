@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from desktop.backend.base import SamplerSettings, check_images
+from desktop.backend.base import EndpointBackend
 from desktop.backend.errors import ModelError
 from desktop.backend.locate import ModelFiles
 from desktop.backend.safety import check_savedmodel
 
 
-class SavedModelBackend:
+class SavedModelBackend(EndpointBackend):
     """Exported endpoints run by TensorFlow from the SavedModel.
 
     Args:
@@ -68,51 +68,9 @@ class SavedModelBackend:
         result = outputs["images"] if "images" in outputs else next(iter(outputs.values()))
         return np.asarray(result.numpy(), dtype=np.float32)
 
-    def initial_images(self, seeds: np.ndarray) -> np.ndarray:
-        return self._run("initial_images", {"seeds": np.asarray(seeds, np.int32)})  # [B, H, W, C] in [0, 1)
-
-    def sample_levels(
-        self, images: np.ndarray, seeds: np.ndarray, first_level: int, last_level: int, settings: SamplerSettings
-    ) -> np.ndarray:
-        inputs = {
-            "images": check_images(images, self.files, "images"),  # [B, H, W, C]
-            "seeds": np.asarray(seeds, np.int32),  # [B]
-            **_level_inputs(first_level, last_level, settings),
-        }
-        return self._run("sample_levels", inputs)  # [B, H, W, C]
-
-    def inpaint_levels(
-        self,
-        images: np.ndarray,
-        known_images: np.ndarray,
-        masks: np.ndarray,
-        seeds: np.ndarray,
-        first_level: int,
-        last_level: int,
-        settings: SamplerSettings,
-    ) -> np.ndarray:
-        inputs = {
-            "images": check_images(images, self.files, "images"),  # [B, H, W, C]
-            "known_images": check_images(known_images, self.files, "known_images"),  # [B, H, W, C] in [0, 1]
-            "masks": check_images(masks, self.files, "masks"),  # [B, H, W, C], 1 = known
-            "seeds": np.asarray(seeds, np.int32),  # [B]
-            **_level_inputs(first_level, last_level, settings),
-        }
-        return self._run("inpaint_levels", inputs)  # [B, H, W, C]
-
     def interrupt(self) -> None:
         """TensorFlow cannot abort a running signature; the run stops after this chunk."""
 
     def close(self) -> None:
         self._signatures.clear()
         self._loaded = None
-
-
-def _level_inputs(first_level: int, last_level: int, settings: SamplerSettings) -> dict[str, Any]:
-    return {
-        "first_level": np.int32(first_level),
-        "last_level": np.int32(last_level),
-        "steps_per_level": np.int32(settings.steps_per_level),
-        "epsilon": np.float32(settings.epsilon),
-        "denoise": bool(settings.denoise),
-    }

@@ -322,7 +322,9 @@ def write_report(
         "## Machine",
         "",
         *[f"- {key}: {value}" for key, value in machine.items()],
-        f"- nominal fp32 peak: {peak:.0f} GFLOP/s (the ratio columns divide achieved convolution GFLOP/s by it)",
+        f"- nominal fp32 peak: {peak:.0f} GFLOP/s (the ratio columns divide achieved convolution GFLOP/s by it; "
+        "it is an estimate from the core count and vector width, so a ratio above 100% means this CPU peaks "
+        "higher, e.g. a higher clock under AVX-512, and bf16 rows count bf16 FLOPs against the fp32 figure)",
         "",
         "The machine is shared: a load average above the core count means other work ran at the same time "
         "and the times are upper bounds.",
@@ -368,7 +370,14 @@ def write_report(
         ("seconds_per_image", "s/image/step"),
         ("loop_overhead", "loop overhead"),
     ]
-    lines += [markdown_table(sample, columns, peak) if sample else "No sampling results.", ""]
+    lines += [
+        "Loop overhead = (loop time / (T * L)) / (one score call) - 1. A lone score call pays a fixed dispatch",
+        "cost (the runtime's function call, input conversion) that the in-graph loop pays once per run, so",
+        "the overhead is often negative: a step inside the loop is cheaper than a score call from Python.",
+        "",
+        markdown_table(sample, columns, peak) if sample else "No sampling results.",
+        "",
+    ]
     text = "\n".join(lines)
     path.write_text(text, encoding="utf-8")
     return text

@@ -15,7 +15,9 @@ score network inside a `Loop` body is thousands of nodes), so:
   with the level range fixed to [0, L) (the same ops the SavedModel runs).
 - the weights a `tf.while_loop` carries through every iteration are hoisted out
   of the ONNX `Loop` (`hoist_loop_invariants`): onnxruntime then folds, pre-packs
-  and blocks the convolutions inside the loop as it does outside it.
+  and blocks the convolutions inside the loop as it does outside it; then duplicate
+  nodes are merged in every graph (`merge_duplicate_nodes`), which tf2onnx does for
+  the main graph only.
 Unsupported ops raise here instead of producing a broken file; every file is
 still run in onnxruntime by `verify.py` before an export is reported as written.
 """
@@ -132,6 +134,7 @@ def convert_endpoint(function: Any, opset: int, optimize: bool = True) -> Any:
             errors.append(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
             continue
         hoist_loop_invariants(model_proto)
+        merge_duplicate_nodes(model_proto)
         return model_proto
     raise ConversionError(f"tf2onnx could not convert {concrete.name}: {errors[-1]}")
 
@@ -215,6 +218,7 @@ def compose_full_run(initial_model: Any, levels_model: Any, num_levels: int, out
     graph.node.extend(nodes)
     graph.initializer.extend(start.initializer)
     graph.value_info.extend(start.value_info)
+    merge_duplicate_nodes(model)  # constants the two parts share
     onnx.checker.check_model(model)
     return model
 
@@ -280,6 +284,78 @@ def hoist_loop_invariants(model_proto: Any) -> int:
                                 other.input[i] = outer
                 removed += 1
     return removed
+
+
+_NEVER_MERGED_PREFIXES = ("Random", "Multinomial", "Dropout")  # ops whose copies differ
+
+
+def _value_key(initializer: Any) -> tuple:
+    from onnx import numpy_helper
+
+    array = numpy_helper.to_array(initializer)
+    return initializer.data_type, tuple(initializer.dims), array.tobytes()
+
+
+def _merge_in_graph(graph: Any, alias: dict[str, str]) -> int:
+    """One graph of `merge_duplicate_nodes`, then its subgraphs; `alias` maps removed names to kept ones."""
+    alias = dict(alias)
+    interface = {value.name for value in graph.input} | {value.name for value in graph.output}
+    kept_initializers, by_value = [], {}
+    for initializer in graph.initializer:
+        key = _value_key(initializer)
+        if initializer.name not in interface and key in by_value:
+            alias[initializer.name] = by_value[key]
+        else:
+            by_value.setdefault(key, initializer.name)
+            kept_initializers.append(initializer)
+    removed = len(graph.initializer) - len(kept_initializers)
+    outputs = {value.name for value in graph.output}  # their producers keep their names
+    seen: dict[tuple, Any] = {}
+    kept_nodes = []
+    for node in graph.node:  # ONNX keeps nodes in topological order
+        for i, name in enumerate(node.input):
+            node.input[i] = alias.get(name, name)
+        subgraphs = [a.g for a in node.attribute if a.HasField("g")] + [g for a in node.attribute for g in a.graphs]
+        for subgraph in subgraphs:
+            removed += _merge_in_graph(subgraph, alias)
+        if subgraphs or node.op_type.startswith(_NEVER_MERGED_PREFIXES) or set(node.output) & outputs:
+            kept_nodes.append(node)
+            continue
+        attributes = tuple(a.SerializeToString() for a in sorted(node.attribute, key=lambda a: a.name))
+        key = (node.domain, node.op_type, tuple(node.input), attributes, len(node.output))
+        first = seen.get(key)
+        if first is None:
+            seen[key] = node
+            kept_nodes.append(node)
+            continue
+        for duplicate, original in zip(node.output, first.output, strict=True):
+            alias[duplicate] = original
+        removed += 1
+    kept_info = [value for value in graph.value_info if value.name not in alias]
+    del graph.initializer[:]
+    graph.initializer.extend(kept_initializers)
+    del graph.node[:]
+    graph.node.extend(kept_nodes)
+    del graph.value_info[:]
+    graph.value_info.extend(kept_info)
+    return removed
+
+
+def merge_duplicate_nodes(model_proto: Any) -> int:
+    """Common-subexpression elimination in every graph, `Loop` bodies included.
+
+    tf2onnx merges duplicates in the main graph only. Inside the sampler's loop body
+    each of the ~70 CIN++ layers keeps its own copy of the same small index
+    computation (Keras `ops.take`'s negative-index handling: Less, Not, Cast, ...),
+    each reading its own copy of the same constant. Initializers with equal values
+    are merged first, then nodes with the same op, attributes and inputs, in
+    topological order (so whole duplicated chains collapse). Random ops and nodes
+    with subgraphs are never merged. Edits in place.
+
+    Returns:
+        The number of nodes and initializers removed.
+    """
+    return _merge_in_graph(model_proto.graph, {})
 
 
 # ---------------------------------------------------------------------------

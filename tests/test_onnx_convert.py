@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from export.onnx_convert import hoist_loop_invariants
+from export.onnx_convert import hoist_loop_invariants, merge_duplicate_nodes
 
 
 def _loop_model() -> onnx.ModelProto:
@@ -129,3 +129,67 @@ def test_exported_loops_carry_only_the_sampler_state(digits_export_dir, name):
         assert len(carried_in) < 20, f"{len(carried_in)} loop-carried values in {name}.onnx"
         conv_weights = [node.input[1] for node in body.node if node.op_type == "Conv"]
         assert conv_weights and not set(conv_weights) & set(carried_in)
+    assert merge_duplicate_nodes(model) == 0  # the exporter already merged every duplicate
+
+
+def _duplicated_body_model() -> onnx.ModelProto:
+    """A Loop whose body computes the same index chain twice from two equal constants.
+
+    x_{k+1} = x_k * (cast(not(i < zero_a)) + cast(not(i < zero_b))) with i the iteration;
+    the two chains are identical once zero_a and zero_b are seen to be equal.
+    """
+    chain = []
+    for tag in ("a", "b"):
+        chain += [
+            helper.make_node("Less", ["iteration_f", f"zero_{tag}"], [f"less_{tag}"]),
+            helper.make_node("Not", [f"less_{tag}"], [f"not_{tag}"]),
+            helper.make_node("Cast", [f"not_{tag}"], [f"cast_{tag}"], to=TensorProto.FLOAT),
+        ]
+    body = helper.make_graph(
+        [
+            helper.make_node("Cast", ["iteration"], ["iteration_f"], to=TensorProto.FLOAT),
+            *chain,
+            helper.make_node("Add", ["cast_a", "cast_b"], ["factor"]),
+            helper.make_node("Mul", ["x_in", "factor"], ["x_out"]),
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("iteration", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x_in", TensorProto.FLOAT, ["n"]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x_out", TensorProto.FLOAT, ["n"]),
+        ],
+        initializer=[
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero_a"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero_b"),
+        ],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trips", "", "x0"], ["x_final"], body=body)],
+        "cse_model",
+        [helper.make_tensor_value_info("trips", TensorProto.INT64, []),
+         helper.make_tensor_value_info("x0", TensorProto.FLOAT, ["n"])],
+        [helper.make_tensor_value_info("x_final", TensorProto.FLOAT, ["n"])],
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_duplicate_chains_inside_a_loop_body_are_merged():
+    model = _duplicated_body_model()
+    feeds = {"trips": np.array(3, np.int64), "x0": np.array([1.0, -2.0, 0.5], np.float32)}
+    before = _run(model, feeds)[0]
+    np.testing.assert_array_equal(before, feeds["x0"] * 8)  # factor 2 per iteration
+
+    assert merge_duplicate_nodes(model) == 4  # zero_b, then Less, Not and Cast of chain b
+    onnx.checker.check_model(model, full_check=True)
+    body = model.graph.node[0].attribute[0].g
+    assert [i.name for i in body.initializer] == ["zero_a"]
+    assert sorted(node.op_type for node in body.node) == ["Add", "Cast", "Cast", "Identity", "Less", "Mul", "Not"]
+    (add,) = [node for node in body.node if node.op_type == "Add"]
+    assert list(add.input) == ["cast_a", "cast_a"]
+    np.testing.assert_array_equal(_run(model, feeds)[0], before)
+    assert merge_duplicate_nodes(model) == 0  # idempotent

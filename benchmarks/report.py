@@ -342,7 +342,8 @@ def write_report(
     ]
     for report in train_reports:
         if report and "_command" in report:
-            lines.append(f"Command: `{report['_command']}` ({report['_seconds']:.0f} s)")
+            took = f" ({report['_seconds']:.0f} s)" if "_seconds" in report else ""
+            lines.append(f"Command: `{report['_command']}`{took}")
             lines.append("")
         elif report and "error" in report:
             lines.append(f"Not run: {report['error']}")
@@ -358,7 +359,8 @@ def write_report(
     ]
     lines += [markdown_table(train, columns, peak) if train else "No training results.", "", "## Sampling", ""]
     if sampling_report and "_command" in sampling_report:
-        lines += [f"Command: `{sampling_report['_command']}` ({sampling_report['_seconds']:.0f} s)", ""]
+        took = f" ({sampling_report['_seconds']:.0f} s)" if "_seconds" in sampling_report else ""
+        lines += [f"Command: `{sampling_report['_command']}`{took}", ""]
     elif sampling_report and "error" in sampling_report:
         lines += [f"Not run: {sampling_report['error']}", ""]
     columns = [
@@ -396,9 +398,15 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     train_runs = TRAIN_QUICK_RUNS if args.quick else TRAIN_RUNS
     sampling_path = results / ("sampling_quick.json" if args.quick else "sampling.json")
-    if args.skip_run:
+    if args.skip_run:  # the commands that write these files, for the report
         train_reports = [load_json(results / name) for name in train_runs]
+        for report, (name, arguments) in zip(train_reports, train_runs.items(), strict=True):
+            if report is not None:
+                report["_command"] = " ".join(["python -m benchmarks.train_step", *arguments, "--output", f"benchmarks/results/{name}"])
         sampling_report = load_json(sampling_path)
+        if sampling_report is not None:
+            sampling_args = SAMPLING_QUICK_ARGS if args.quick else SAMPLING_ARGS
+            sampling_report["_command"] = " ".join(["python -m benchmarks.sampling", *sampling_args])
     else:
         train_reports = [
             run_benchmark("benchmarks.train_step", arguments, results / name, args.timeout)

@@ -131,7 +131,7 @@ def _bench_batch(
         )  # fmt: skip
     for label, (score_call, loop_call) in measure.items():
         score_seconds = _timed(score_call, args.repeats)
-        loop_seconds = _timed(loop_call, max(1, args.repeats // 2))
+        loop_seconds = _timed(loop_call, args.repeats)  # median of as many runs as the score call
         step_seconds = loop_seconds / total_steps
         row = {
             "config": name, "runtime": label, "batch": batch, "steps": total_steps,

@@ -18,21 +18,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from export.runtime import ENDPOINT_OUTPUTS
 from ncsn_tf import sampling
 from ncsn_tf.configs import Config
 
 # The endpoints, in the order they are written (the first is also `serving_default`).
 ENDPOINTS = ("sample", "initial_images", "sample_levels", "inpaint", "inpaint_levels", "score")
-# Output names. ONNX forbids a graph output named like a graph input, so the chunk
-# endpoints, which take `images`, return `images_out`.
-OUTPUT_NAMES = {
-    "sample": "images",
-    "initial_images": "images",
-    "sample_levels": "images_out",
-    "inpaint": "images",
-    "inpaint_levels": "images_out",
-    "score": "scores",
-}
+OUTPUT_NAMES = ENDPOINT_OUTPUTS  # endpoint -> output name, defined with the TF-free runtime
 MANIFEST_ENDPOINT = "manifest"  # SavedModel only: returns the manifest JSON as a string constant
 MANIFEST_ASSET = "manifest.json"
 # The paper's toy chains start uniformly on [-8, 8]^2 (Section 3.2); images in [0, 1].

@@ -17,11 +17,11 @@ from typing import Any
 import tensorflow as tf
 
 from export.builder import ENDPOINTS, SamplerSpec, input_specs, output_specs
+from export.runtime import MANIFEST_FILE
 from ncsn_tf.configs import Config, to_dict
 
 FORMAT = "ncsn-tf-export"
 FORMAT_VERSION = 1
-MANIFEST_FILE = "manifest.json"
 SAVEDMODEL_DIR = "savedmodel"
 ONNX_DIR = "onnx"
 FORMATS = ("savedmodel", "onnx")
@@ -130,16 +130,3 @@ def write(manifest: dict[str, Any], folder: str | os.PathLike[str]) -> str:
     with open(path, "w", encoding="utf-8") as f:
         f.write(to_text(manifest))
     return path
-
-
-def read(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read `folder/manifest.json` (plain JSON)."""
-    path = os.path.join(os.fspath(folder), MANIFEST_FILE)
-    try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no {MANIFEST_FILE} in {folder}; is this an ncsn-tf export folder?") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an ncsn-tf export manifest")
-    return manifest

@@ -23,7 +23,10 @@ import numpy as np
 
 RUNTIMES = ("onnxruntime", "tensorflow")
 MANIFEST_FILE = "manifest.json"
-_ENDPOINT_OUTPUTS = {
+# Output name of every endpoint (the export contract; export.builder writes them). ONNX
+# forbids a graph output named like a graph input, so the chunk endpoints, which take
+# `images`, return `images_out`.
+ENDPOINT_OUTPUTS = {
     "sample": "images",
     "initial_images": "images",
     "sample_levels": "images_out",
@@ -107,9 +110,9 @@ class ExportedSampler:
 
     def run(self, endpoint: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Run one endpoint on already-checked inputs (NumPy, contract dtypes); returns its output."""
-        if endpoint not in _ENDPOINT_OUTPUTS:
-            raise ValueError(f"unknown endpoint {endpoint!r}; endpoints: {', '.join(_ENDPOINT_OUTPUTS)}")
-        output = _ENDPOINT_OUTPUTS[endpoint]
+        if endpoint not in ENDPOINT_OUTPUTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; endpoints: {', '.join(ENDPOINT_OUTPUTS)}")
+        output = ENDPOINT_OUTPUTS[endpoint]
         if self.runtime == "onnxruntime":
             (result,) = self._onnx_session(endpoint).run([output], inputs)
             return np.asarray(result)

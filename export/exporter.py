@@ -238,13 +238,14 @@ def bfloat16_copy(config: Config, model: keras.Model) -> keras.Model:
     """A mixed_bfloat16 copy of a float32 score model built from `config` (same weights)."""
     from ncsn_tf.checkpoints import build_model_with_policy
 
-    if not hasattr(model, "get_weights") or type(model).__name__ == "AnalyticScoreModel":
-        raise ExportError(f"a bfloat16 export needs a trained score network, not {type(model).__name__}")
     copy = build_model_with_policy(config, "mixed_bfloat16")
     try:
         copy.set_weights(model.get_weights())
-    except ValueError as error:
-        raise ExportError(f"the model does not match its config: {str(error).splitlines()[0]}") from error
+    except ValueError as error:  # e.g. an exact-score model, which has no trained weights
+        raise ExportError(
+            f"a bfloat16 export needs the trained score network its config describes, not this "
+            f"{type(model).__name__}: {str(error).splitlines()[0]}"
+        ) from error
     return copy
 
 

@@ -290,10 +290,13 @@ _NEVER_MERGED_PREFIXES = ("Random", "Multinomial", "Dropout")  # ops whose copie
 
 
 def _value_key(initializer: Any) -> tuple:
+    """(dtype, shape, SHA-256 of the values): equal keys = equal constants, without keeping a copy."""
+    import hashlib
+
     from onnx import numpy_helper
 
-    array = numpy_helper.to_array(initializer)
-    return initializer.data_type, tuple(initializer.dims), array.tobytes()
+    digest = hashlib.sha256(numpy_helper.to_array(initializer).tobytes()).digest()
+    return initializer.data_type, tuple(initializer.dims), digest
 
 
 def _merge_in_graph(graph: Any, alias: dict[str, str]) -> int:

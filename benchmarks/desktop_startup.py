@@ -119,7 +119,6 @@ def build_tiny_export(out_dir: Path, name: str = "digits_mixture", num_levels: i
     from export import export_model
     from ncsn_tf.configs import apply_overrides, digits
     from ncsn_tf.models.analytic import GaussianMixtureScore
-    from ncsn_tf.schedule import geometric_sigmas
 
     config = apply_overrides(
         digits(),
@@ -133,7 +132,7 @@ def build_tiny_export(out_dir: Path, name: str = "digits_mixture", num_levels: i
             "sampling.final_denoise=true",
         ],
     )
-    sigmas = geometric_sigmas(config.noise.sigma_max, config.noise.sigma_min, config.noise.num_levels)
+    sigmas = config.noise.sigmas()
     means = load_digits().images[:20].reshape(20, 64).astype(np.float32) / 16.0  # [20, 64] in [0, 1]
 
     class ImageMixtureScore(keras.Model):

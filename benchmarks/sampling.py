@@ -167,7 +167,6 @@ def bench_config(args: argparse.Namespace, name: str) -> list[dict[str, Any]]:
     from export.runtime import load
     from ncsn_tf.checkpoints import load_for_inference
     from ncsn_tf.models import build_score_model
-    from ncsn_tf.schedule import geometric_sigmas
 
     if args.workdir:
         config, model, _ = load_for_inference(args.workdir)
@@ -175,7 +174,7 @@ def bench_config(args: argparse.Namespace, name: str) -> list[dict[str, Any]]:
         config = _config(name, args.quick, args.levels)
         model = build_score_model(config)
     shape = tuple(config.data.shape)
-    sigmas = geometric_sigmas(config.noise.sigma_max, config.noise.sigma_min, config.noise.num_levels)
+    sigmas = config.noise.sigmas()
     steps_per_level = args.steps_per_level
     epsilon, convention = config.sampling.epsilon, config.sampling.convention
     export_dir = args.export_dir

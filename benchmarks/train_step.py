@@ -98,7 +98,6 @@ def run_row(config_name: str, batch_size: int, precision: str, steps: int, warmu
     from ncsn_tf.configs import apply_overrides, get_config
     from ncsn_tf.losses import denoising_score_matching
     from ncsn_tf.models import build_score_model
-    from ncsn_tf.schedule import geometric_sigmas
 
     config = get_config(config_name)
     if quick:
@@ -116,7 +115,7 @@ def run_row(config_name: str, batch_size: int, precision: str, steps: int, warmu
         epsilon=training.adam_epsilon,
     )
     optimizer.build(model.trainable_variables)
-    sigmas = tf.constant(geometric_sigmas(config.noise.sigma_max, config.noise.sigma_min, config.noise.num_levels))
+    sigmas = tf.constant(config.noise.sigmas())
 
     rng = np.random.default_rng(0)
     shape = (batch_size, *config.data.shape)

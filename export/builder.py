@@ -27,9 +27,6 @@ ENDPOINTS = ("sample", "initial_images", "sample_levels", "inpaint", "inpaint_le
 OUTPUT_NAMES = ENDPOINT_OUTPUTS  # endpoint -> output name, defined with the TF-free runtime
 MANIFEST_ENDPOINT = "manifest"  # SavedModel only: returns the manifest JSON as a string constant
 MANIFEST_ASSET = "manifest.json"
-# The paper's toy chains start uniformly on [-8, 8]^2 (Section 3.2); images in [0, 1].
-TOY_VALUE_RANGE = (-8.0, 8.0)
-IMAGE_VALUE_RANGE = (0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -74,17 +71,14 @@ def sampler_spec(config: Config, name: str | None = None, steps_per_level: int |
     Returns:
         The spec.
     """
-    from ncsn_tf.schedule import geometric_sigmas
-
     if steps_per_level is not None and steps_per_level < 1:
         raise ValueError(f"steps_per_level must be >= 1, got {steps_per_level}")
-    sigmas = geometric_sigmas(config.noise.sigma_max, config.noise.sigma_min, config.noise.num_levels)
-    toy = config.data.dataset == "toy"
+    sigmas = config.noise.sigmas()
     return SamplerSpec(
         name=name or config.name,
         dataset=config.data.dataset,
         example_shape=tuple(int(size) for size in config.data.shape),
-        value_range=TOY_VALUE_RANGE if toy else IMAGE_VALUE_RANGE,
+        value_range=config.data.value_range,
         sigmas=tuple(float(sigma) for sigma in sigmas),
         convention=config.sampling.convention,
         steps_per_level=int(steps_per_level or config.sampling.steps_per_level),

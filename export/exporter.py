@@ -260,10 +260,8 @@ def check_bfloat16_scores(config: Config, float32_model: keras.Model, bfloat16_m
     """
     import numpy as np
 
-    from ncsn_tf.schedule import geometric_sigmas
-
     rng = np.random.default_rng(0)
-    sigmas = geometric_sigmas(config.noise.sigma_max, config.noise.sigma_min, config.noise.num_levels)  # [L]
+    sigmas = config.noise.sigmas()  # [L]
     levels = np.arange(len(sigmas), dtype=np.int32)  # [L], one image per level
     clean = rng.uniform(0.0, 1.0, size=(len(levels), *config.data.shape)).astype(np.float32)  # [L, H, W, C] in [0, 1]
     noise = rng.normal(size=clean.shape).astype(np.float32) * sigmas[:, None, None, None].astype(np.float32)

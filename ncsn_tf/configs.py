@@ -7,7 +7,7 @@ Each dataset function below starts from the defaults and overrides what differs
 Unknown keys and bad values raise `ConfigError` with a one-line message.
 
 Reference settings are those of Song & Ermon (2019), arXiv:1907.05600, and the
-released code ermongroup/ncsn (see ../shared/PAPER.md).
+released code ermongroup/ncsn.
 """
 
 from __future__ import annotations
@@ -20,6 +20,14 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+
+from ncsn_tf import toy as toy_experiment
+from ncsn_tf.schedule import geometric_sigmas
+
+# Images are in [0, 1] (the network maps them to 2x - 1 itself); chains start uniform there.
+IMAGE_VALUE_RANGE = (0.0, 1.0)
 
 
 class ConfigError(ValueError):
@@ -49,6 +57,11 @@ class DataConfig:
             return (2,)
         return (self.image_size, self.image_size, self.channels)
 
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """(low, high) where sampling chains start uniformly: [0, 1) for images, [-8, 8)^2 for the toy."""
+        return toy_experiment.START_RANGE if self.dataset == "toy" else IMAGE_VALUE_RANGE
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -67,6 +80,10 @@ class NoiseConfig:
     sigma_max: float = 1.0
     sigma_min: float = 0.01
     num_levels: int = 10
+
+    def sigmas(self) -> np.ndarray:
+        """The ladder [L] float32, descending (index 0 = sigma_max): the one place it is derived."""
+        return geometric_sigmas(self.sigma_max, self.sigma_min, self.num_levels)
 
 
 @dataclass(frozen=True)
@@ -134,12 +151,17 @@ def toy() -> Config:
         Config(name="toy"),
         data=dict(dataset="toy", dequantize=False, shuffle_buffer=0),
         model=dict(architecture="mlp", rescale_input=False),
-        noise=dict(sigma_max=20.0, sigma_min=1.0, num_levels=10),
+        noise=dict(
+            sigma_max=toy_experiment.SIGMA_MAX, sigma_min=toy_experiment.SIGMA_MIN, num_levels=toy_experiment.NUM_LEVELS
+        ),
         # 30k steps (~75 s on 2 cores): at 5k the learned sampler still leaves a trail of chains
         # between the modes (MMD^2 0.047); at 30k it matches the exact-score sampler (0.026 vs 0.021).
         training=dict(batch_size=128, steps=30_000, checkpoint_every=5_000, log_every=500),
         # Paper's toy run: alpha_i = 0.1 * sigma_i^2 / sigma_L^2, x += (a/2)s + sqrt(a)z.
-        sampling=dict(steps_per_level=100, epsilon=0.1, convention="paper", num_samples=1280),
+        sampling=dict(
+            steps_per_level=toy_experiment.STEPS_PER_LEVEL, epsilon=toy_experiment.EPSILON,
+            convention=toy_experiment.CONVENTION, num_samples=toy_experiment.NUM_CHAINS,
+        ),  # fmt: skip
     )
 
 

@@ -37,6 +37,7 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from ncsn_tf import toy as toy_experiment
 from ncsn_tf.configs import Config
 from ncsn_tf.images import IMAGE_EXTENSIONS, UnreadableImageError, read_image
 
@@ -51,9 +52,9 @@ class DataError(ValueError):
 # Toy mixture (paper Section 3.2).
 # ---------------------------------------------------------------------------
 
-TOY_WEIGHTS = np.array([0.2, 0.8], dtype=np.float64)  # mixture weights, sum to 1
-TOY_MEANS = np.array([[-5.0, -5.0], [5.0, 5.0]], dtype=np.float64)  # [2 components, 2 dims]
-TOY_STD = 1.0  # each component has covariance TOY_STD^2 * I
+TOY_WEIGHTS = toy_experiment.WEIGHTS  # [2] mixture weights, sum to 1
+TOY_MEANS = toy_experiment.MEANS  # [2 components, 2 dims]
+TOY_STD = toy_experiment.STD  # each component has covariance TOY_STD^2 * I
 TOY_EPOCH_SIZE = 10_000  # points in one "epoch" when repeat=False (the stream itself is endless)
 _TOY_CHUNK = 1_024  # points drawn per stateless random call
 

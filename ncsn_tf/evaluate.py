@@ -46,7 +46,6 @@ DEFAULT_NUM_SAMPLES = {"toy": 1280, "digits": 1000}  # anything else: 50,000 (th
 PAPER_NUM_SAMPLES = 50_000
 HELD_OUT_COUNT = 1000  # held-out examples for the DSM loss (digits: its whole 360-image test split)
 LOSS_NOISE_SEED = 20190705  # fixed: every model sees identical perturbations (arXiv:1907.05600)
-TOY_VALUE_RANGE = (-8.0, 8.0)  # paper's toy chains start uniform on [-8, 8]^2
 GRID_IMAGES = 100  # images in the PNG grid
 
 
@@ -98,20 +97,14 @@ class Generator:
         return np.asarray(self._score(np.asarray(noisy, np.float32), np.asarray(sigma_indices, np.int32)))
 
 
-def initial_value_range(dataset: str) -> tuple[float, float]:
-    """Where Langevin chains start: uniform on [-8, 8]^2 for the toy (paper), [0, 1] for images."""
-    return TOY_VALUE_RANGE if dataset == "toy" else (0.0, 1.0)
-
-
 def generator_from_model(model: Any, config: Any, label: str, step: int | None = None) -> Generator:
     """Wrap an in-memory score model (`model(noisy, sigma_indices)`) and its config."""
     import tensorflow as tf
 
     from ncsn_tf.sampling import annealed_langevin, initial_images
-    from ncsn_tf.schedule import geometric_sigmas
 
-    sigmas = geometric_sigmas(config.noise.sigma_max, config.noise.sigma_min, config.noise.num_levels)  # [L]
-    value_range = initial_value_range(config.data.dataset)
+    sigmas = config.noise.sigmas()  # [L]
+    value_range = config.data.value_range
     convention = config.sampling.convention
 
     def sample(seeds: np.ndarray, steps_per_level: int, epsilon: float, denoise: bool) -> np.ndarray:

@@ -35,15 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from ncsn_tf import evaluate
+from ncsn_tf import configs, evaluate, toy
 
-# Paper Section 3.2 settings.
-TOY_CHAINS = 1280
-TOY_LANGEVIN_STEP = 0.1  # plain Langevin: alpha = 0.1 ...
-TOY_LANGEVIN_STEPS = 1000  # ... for 1000 steps
-TOY_SIGMA_MAX, TOY_SIGMA_MIN, TOY_LEVELS = 20.0, 1.0, 10  # annealed ladder
-TOY_STEPS_PER_LEVEL = 100
-TOY_EPSILON = 0.1  # alpha_i = 0.1 * sigma_i^2 / sigma_L^2
+# Paper Section 3.2 settings: ncsn_tf.toy.
+TOY_CHAINS = toy.NUM_CHAINS
 # Plain Langevin uses the score of the data itself (sigma = 0); the exact-score model needs a
 # positive sigma, and sigma = 1e-3 changes the component variance by 1e-6 (immaterial).
 DATA_SCORE_SIGMA = 1e-3
@@ -78,19 +73,18 @@ def toy_exact_samples(num_chains: int = TOY_CHAINS, seed: int = 0) -> dict[str, 
     from ncsn_tf.data import sample_toy_mixture
     from ncsn_tf.models.analytic import paper_toy_mixture
     from ncsn_tf.sampling import annealed_langevin, initial_images
-    from ncsn_tf.schedule import geometric_sigmas
 
     seeds = tf.range(seed, seed + num_chains, dtype=tf.int32)  # [N]
-    start = initial_images(seeds, (2,), value_range=evaluate.TOY_VALUE_RANGE)  # [N, 2] uniform on [-8, 8]^2
+    start = initial_images(seeds, (2,), value_range=toy.START_RANGE)  # [N, 2] uniform on [-8, 8]^2
     data_score = paper_toy_mixture([DATA_SCORE_SIGMA])
     langevin = annealed_langevin(
-        data_score, start, seeds, [DATA_SCORE_SIGMA], steps_per_level=TOY_LANGEVIN_STEPS, epsilon=TOY_LANGEVIN_STEP,
-        convention="paper",
+        data_score, start, seeds, [DATA_SCORE_SIGMA], steps_per_level=toy.LANGEVIN_STEPS, epsilon=toy.LANGEVIN_STEP,
+        convention=toy.CONVENTION,
     )  # fmt: skip
-    sigmas = geometric_sigmas(TOY_SIGMA_MAX, TOY_SIGMA_MIN, TOY_LEVELS)  # [10]
+    sigmas = configs.toy().noise.sigmas()  # [10]
     annealed = annealed_langevin(
-        paper_toy_mixture(sigmas), start, seeds, sigmas, steps_per_level=TOY_STEPS_PER_LEVEL, epsilon=TOY_EPSILON,
-        convention="paper",
+        paper_toy_mixture(sigmas), start, seeds, sigmas, steps_per_level=toy.STEPS_PER_LEVEL, epsilon=toy.EPSILON,
+        convention=toy.CONVENTION,
     )  # fmt: skip
     return {
         "iid": sample_toy_mixture(num_chains, seed=seed),
@@ -114,16 +108,15 @@ def toy_mixing_check(num_chains: int = 10 * TOY_CHAINS, seed: int = 0) -> dict[s
 
     from ncsn_tf.models.analytic import paper_toy_mixture
     from ncsn_tf.sampling import annealed_langevin, initial_images
-    from ncsn_tf.schedule import geometric_sigmas
 
     seeds = tf.range(seed, seed + num_chains, dtype=tf.int32)  # [N]
-    start = initial_images(seeds, (2,), value_range=evaluate.TOY_VALUE_RANGE)  # [N, 2]
-    sigmas = geometric_sigmas(TOY_SIGMA_MAX, TOY_SIGMA_MIN, TOY_LEVELS)
+    start = initial_images(seeds, (2,), value_range=toy.START_RANGE)  # [N, 2]
+    sigmas = configs.toy().noise.sigmas()
     model = paper_toy_mixture(sigmas)
     report: dict[str, Any] = {"chains": num_chains}
-    for steps in (TOY_STEPS_PER_LEVEL, 10 * TOY_STEPS_PER_LEVEL):
+    for steps in (toy.STEPS_PER_LEVEL, 10 * toy.STEPS_PER_LEVEL):
         points = annealed_langevin(
-            model, start, seeds, sigmas, steps_per_level=steps, epsilon=TOY_EPSILON, convention="paper"
+            model, start, seeds, sigmas, steps_per_level=steps, epsilon=toy.EPSILON, convention=toy.CONVENTION
         ).numpy()  # [N, 2]
         report[f"steps_{steps}"] = evaluate.toy_metrics(points, seed=seed)
     return report
@@ -187,11 +180,11 @@ def run_toy(
         "settings": {
             "chains": num_chains,
             "init": "uniform on [-8, 8]^2",
-            "langevin": {"step": TOY_LANGEVIN_STEP, "steps": TOY_LANGEVIN_STEPS, "update": "x += (a/2) s + sqrt(a) z"},
+            "langevin": {"step": toy.LANGEVIN_STEP, "steps": toy.LANGEVIN_STEPS, "update": "x += (a/2) s + sqrt(a) z"},
             "annealed": {
-                "sigmas": f"geometric {TOY_SIGMA_MAX} -> {TOY_SIGMA_MIN}, {TOY_LEVELS} levels",
-                "steps_per_level": TOY_STEPS_PER_LEVEL,
-                "epsilon": TOY_EPSILON,
+                "sigmas": f"geometric {toy.SIGMA_MAX} -> {toy.SIGMA_MIN}, {toy.NUM_LEVELS} levels",
+                "steps_per_level": toy.STEPS_PER_LEVEL,
+                "epsilon": toy.EPSILON,
                 "update": "x += (a_i/2) s + sqrt(a_i) z, a_i = eps sigma_i^2 / sigma_L^2",
             },
             "seed": seed,
@@ -280,7 +273,6 @@ def run_inpainting(
     from ncsn_tf.data import digits_arrays
     from ncsn_tf.images import make_grid
     from ncsn_tf.sampling import initial_images, inpaint
-    from ncsn_tf.schedule import geometric_sigmas
 
     config, model, step = load_for_inference(path)
     if config.data.dataset != "digits":
@@ -290,7 +282,7 @@ def run_inpainting(
     test_images, test_labels = digits_arrays("test")  # [360, 8, 8, 1] in [0, 1], [360]
     # Stratified split: the first `count` images hold every digit.
     known_images, labels = test_images[:count], test_labels[:count]
-    sigmas = geometric_sigmas(config.noise.sigma_max, config.noise.sigma_min, config.noise.num_levels)
+    sigmas = config.noise.sigmas()
     sampling = config.sampling
     classifier = digits_classifier.load_digits_classifier(cache_dir)
     seeds = tf.range(seed, seed + count, dtype=tf.int32)  # [N]
@@ -435,7 +427,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "toy":
-            from ncsn_tf import configs
 
             steps = None if args.no_learned else (args.learned_steps or configs.get_config("toy").training.steps)
             report = run_toy(

@@ -53,7 +53,6 @@ from ncsn_tf import checkpoints
 from ncsn_tf.checkpoints import CheckpointError
 from ncsn_tf.configs import Config
 from ncsn_tf.losses import denoising_score_matching
-from ncsn_tf.schedule import geometric_sigmas
 
 logger = logging.getLogger(__name__)
 
@@ -269,9 +268,8 @@ def write_samples(config: Config, score_model: keras.Model, path: str) -> str:
     sampling = config.sampling
     seeds = tf.range(sampling.num_samples, dtype=tf.int32)  # [N]
     toy = config.data.dataset == "toy"
-    value_range = (-8.0, 8.0) if toy else (0.0, 1.0)  # paper's toy chains start uniform on [-8, 8]^2
-    start = initial_images(seeds, config.data.shape, value_range=value_range)  # [N, *shape]
-    sigmas = geometric_sigmas(config.noise.sigma_max, config.noise.sigma_min, config.noise.num_levels)  # [L]
+    start = initial_images(seeds, config.data.shape, value_range=config.data.value_range)  # [N, *shape]
+    sigmas = config.noise.sigmas()  # [L]
     samples = annealed_langevin(
         score_model,
         start,
@@ -373,7 +371,7 @@ def train(
     global_batch = training.batch_size
     if global_batch % replicas:
         raise TrainingError(f"training.batch_size={global_batch} does not split evenly over {replicas} replicas; use a multiple of {replicas}")
-    sigmas = tf.constant(geometric_sigmas(config.noise.sigma_max, config.noise.sigma_min, config.noise.num_levels))  # [L]
+    sigmas = tf.constant(config.noise.sigmas())  # [L]
     num_levels = config.noise.num_levels
     ema_rate = training.ema_rate
 

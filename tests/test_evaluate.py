@@ -8,7 +8,6 @@ import pytest
 from ncsn_tf import checkpoints, configs, evaluate
 from ncsn_tf.models import build_score_model
 from ncsn_tf.models.analytic import GaussianScore, paper_toy_mixture
-from ncsn_tf.schedule import geometric_sigmas
 
 
 def _toy_config(levels: int = 2, steps: int = 5) -> configs.Config:
@@ -50,7 +49,7 @@ def test_held_out_loss_matches_closed_form_for_gaussian_data():
 
 def test_samples_depend_only_on_their_seed_not_the_batch():
     config = _toy_config(levels=3, steps=4)
-    sigmas = geometric_sigmas(config.noise.sigma_max, config.noise.sigma_min, config.noise.num_levels)
+    sigmas = config.noise.sigmas()
     generator = evaluate.generator_from_model(paper_toy_mixture(sigmas), config, label="exact")
     whole = evaluate.draw_samples(generator, 10, batch_size=10, seed=5, progress=False)
     batched = evaluate.draw_samples(generator, 10, batch_size=4, seed=5, progress=False)  # 4 + 4 + 2 (padded)

@@ -8,7 +8,6 @@ import pytest
 from ncsn_tf import checkpoints, configs, evaluate, experiments
 from ncsn_tf.models import build_score_model
 from ncsn_tf.models.analytic import paper_toy_mixture
-from ncsn_tf.schedule import geometric_sigmas
 
 
 def test_toy_figure3_exact_scores(tmp_path):
@@ -48,7 +47,7 @@ def test_denoising_ablation_matches_tweedie_closed_form(tmp_path):
     # coordinate around each mode; the denoising step x + sigma_L^2 s(x) = E[x0 | x] maps
     # mu + e to mu + e / 2, variance 2 / 4 = 0.5.
     config = configs.toy()
-    sigmas = geometric_sigmas(config.noise.sigma_max, config.noise.sigma_min, config.noise.num_levels)
+    sigmas = config.noise.sigmas()
     generator = evaluate.generator_from_model(paper_toy_mixture(sigmas), config, label="exact toy")
     report = experiments.run_denoising_ablation(generator, tmp_path, num_samples=1280, progress=False)
     assert report["plain"]["within_mode_variance"] == pytest.approx(2.0, rel=0.1)

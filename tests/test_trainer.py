@@ -14,7 +14,6 @@ from ncsn_tf import checkpoints, configs, trainer
 from ncsn_tf.checkpoints import CheckpointError
 from ncsn_tf.losses import denoising_score_matching
 from ncsn_tf.models import analytic
-from ncsn_tf.schedule import geometric_sigmas
 
 TINY_DIGITS = [
     "model.ngf=4",
@@ -71,7 +70,7 @@ def test_digits_few_steps_write_checkpoint_config_samples_and_logs(tmp_path):
 
 def _toy_eval(model, config, batch) -> tuple[float, float]:
     """(mean DSM loss, relative L2 error of the scores against the exact mixture scores)."""
-    sigmas = geometric_sigmas(config.noise.sigma_max, config.noise.sigma_min, config.noise.num_levels)
+    sigmas = config.noise.sigmas()
     clean, sigma_indices, noise = batch
     loss = float(tf.reduce_mean(denoising_score_matching(model, clean, sigma_indices, noise, sigmas)))
     noisy = clean + tf.gather(sigmas, sigma_indices)[:, None] * noise  # [B, 2]

@@ -160,8 +160,11 @@ def paper_toy_mixture(sigmas: Sequence[float]) -> GaussianMixtureScore:
     Returns:
         A built GaussianMixtureScore.
     """
+    from ncsn_tf import toy
+
     model = GaussianMixtureScore(
-        weights=[0.2, 0.8], means=[[-5.0, -5.0], [5.0, 5.0]], variance=1.0, sigmas=sigmas, name="toy_mixture_score"
-    )
+        weights=toy.WEIGHTS.tolist(), means=toy.MEANS.tolist(), variance=toy.STD**2, sigmas=sigmas,
+        name="toy_mixture_score",
+    )  # fmt: skip
     model(np.zeros((1, 2), np.float32), np.zeros((1,), np.int32))
     return model

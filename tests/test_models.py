@@ -364,7 +364,7 @@ def test_tf_checkpoint_round_trip_gives_identical_outputs(
     saved_names = [name for name, _ in tf.train.list_variables(path) if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
     assert len(saved_names) == len(tiny_model.weights)  # nothing hidden from the checkpoint (e.g. in lists)
 
-    fresh = build_score_model(tiny_config)  # built before restoring (PITFALLS.md)
+    fresh = build_score_model(tiny_config)  # built before restoring (docs/pitfalls.md)
     expected = np.asarray(tiny_model(images, sigma_indices))
     assert not np.allclose(np.asarray(fresh(images, sigma_indices)), expected)
     tf.train.Checkpoint(model=fresh).read(path).assert_consumed()

@@ -261,7 +261,8 @@ def test_output_shape_dtype_and_conditioning(tiny_model: keras.Model, tiny_batch
     assert np.abs(other_level - scores).max() > 1e-3 * np.abs(scores).max()  # depends on the level
     same_image = np.repeat(images[:1], 2, axis=0)  # the same image at the same level gives the same scores
     repeated = np.asarray(tiny_model(same_image, np.array([1, 1], np.int32)))
-    np.testing.assert_array_equal(repeated[0], repeated[1])
+    # to float32 round-off: oneDNN's kernels may split one batch's rows differently (seen: 6e-7)
+    np.testing.assert_allclose(repeated[0], repeated[1], rtol=1e-5, atol=1e-6)
 
 
 def test_examples_are_independent_of_the_batch(tiny_model: keras.Model, tiny_batch: tuple) -> None:

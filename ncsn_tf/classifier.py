@@ -144,7 +144,19 @@ def _flatten(images: np.ndarray) -> np.ndarray:
         raise ClassifierError(f"the digits classifier takes images [N, 8, 8, 1] in [0, 1], got shape {images.shape}")
     if not np.all(np.isfinite(images)):
         raise ClassifierError("images contain NaN or inf; the samples diverged (check the sampler step size)")
-    return np.clip(images, 0.0, 1.0).reshape(len(images), -1)  # [N, 64] in [0, 1] (display range)
+    return np.clip(images, 0.0, 1.0).reshape(len(images), int(np.prod(IMAGE_SHAPE)))  # [N, 64] in [0, 1] (display)
+
+
+def log_probability_features(all_probabilities: np.ndarray) -> np.ndarray:
+    """The Frechet distance's feature space: log(max(p, floor)) of the 11 class probabilities.
+
+    Args:
+        all_probabilities: [N, 11] from `DigitsClassifier.all_probabilities`.
+
+    Returns:
+        [N, 11] float64 log-probabilities, >= log(LOG_PROBABILITY_FLOOR).
+    """
+    return np.log(np.maximum(all_probabilities, LOG_PROBABILITY_FLOOR))
 
 
 @dataclass
@@ -161,7 +173,18 @@ class DigitsClassifier:
     test_accuracy: float
     info: dict[str, Any] = field(default_factory=dict)
 
-    def _all_probabilities(self, images: np.ndarray) -> np.ndarray:
+    def all_probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities of the 10 digits and of "not a digit" (the last column).
+
+        Args:
+            images: [N, 8, 8, 1] in [0, 1] (clipped).
+
+        Returns:
+            [N, 11] float64, rows sum to 1.
+
+        Raises:
+            ClassifierError: wrong shape, or NaN/inf pixels.
+        """
         flat = _flatten(images)  # [N, 64]
         if len(flat) == 0:
             return np.zeros((0, NUM_CLASSES + 1))
@@ -172,11 +195,11 @@ class DigitsClassifier:
 
         Rows sum to at most 1; the rest is the probability of "not a digit".
         """
-        return self._all_probabilities(images)[:, :NUM_CLASSES]
+        return self.all_probabilities(images)[:, :NUM_CLASSES]
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """Feature vectors for the Frechet distance. images: [N, 8, 8, 1] -> [N, 11] log-probabilities."""
-        return np.log(np.maximum(self._all_probabilities(images), LOG_PROBABILITY_FLOOR))
+        return log_probability_features(self.all_probabilities(images))
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Most probable digit. images: [N, 8, 8, 1] -> [N] int64 in 0..9."""
@@ -308,8 +331,8 @@ def digits_quality(
          "not_a_digit_share" (argmax is the rejection class), "class_shares" [10],
          "min_class_share", "max_class_share"}.
     """
-    all_probabilities = classifier._all_probabilities(images)  # [N, 11]
-    features = np.log(np.maximum(all_probabilities, LOG_PROBABILITY_FLOOR))  # [N, 11]
+    all_probabilities = classifier.all_probabilities(images)  # [N, 11]
+    features = log_probability_features(all_probabilities)  # [N, 11]
     digit_probabilities = all_probabilities[:, :NUM_CLASSES]  # [N, 10]
     statistics = metrics.gaussian_statistics(features)
     shares = metrics.class_shares(digit_probabilities)  # [10]

@@ -25,7 +25,6 @@ References:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -35,7 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from ncsn_tf import configs, evaluate, toy
+from ncsn_tf import configs, toy
+from ncsn_tf.evaluation.dataset_metrics import default_num_samples, digits_metrics, toy_metrics
+from ncsn_tf.evaluation.draw import DEFAULT_BATCH_SIZE, draw_samples
+from ncsn_tf.evaluation.generator import EvaluationError, Generator, generator_from_model
+from ncsn_tf.evaluation.loading import open_generator
+from ncsn_tf.evaluation.report import small_mode_name, write_json
+from ncsn_tf.figures import save_inpainting_figure, save_samples_picture, save_toy_figure
 
 # Paper Section 3.2 settings: ncsn_tf.toy.
 TOY_CHAINS = toy.NUM_CHAINS
@@ -44,13 +49,6 @@ TOY_CHAINS = toy.NUM_CHAINS
 DATA_SCORE_SIGMA = 1e-3
 INPAINT_FIGURE_DIGITS = 8  # columns in the inpainting figure
 INPAINT_EVAL_DIGITS = 100  # held-out digits per mask for the accuracy
-
-
-def _write_json(values: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(values, f, indent=2)
-        f.write("\n")
 
 
 # ---------------------------------------------------------------------------
@@ -118,7 +116,7 @@ def toy_mixing_check(num_chains: int = 10 * TOY_CHAINS, seed: int = 0) -> dict[s
         points = annealed_langevin(
             model, start, seeds, sigmas, steps_per_level=steps, epsilon=toy.EPSILON, convention=toy.CONVENTION
         ).numpy()  # [N, 2]
-        report[f"steps_{steps}"] = evaluate.toy_metrics(points, seed=seed)
+        report[f"steps_{steps}"] = toy_metrics(points, seed=seed)
     return report
 
 
@@ -130,7 +128,6 @@ def toy_learned_samples(
     Returns:
         (points [num_chains, 2], {"workdir", "steps", "train_seconds", "final_loss"}).
     """
-    from ncsn_tf import configs
     from ncsn_tf.trainer import train
 
     config = configs.get_config("toy")
@@ -138,8 +135,8 @@ def toy_learned_samples(
     result = train(config, workdir, steps=steps, progress=progress, write_final_samples=False)
     train_seconds = time.perf_counter() - started
     model = result.ema_model if result.ema_model is not None else result.model
-    generator = evaluate.generator_from_model(model, config, label=os.fspath(workdir), step=result.step)
-    points = evaluate.draw_samples(generator, num_chains, batch_size=num_chains, seed=seed, progress=False)
+    generator = generator_from_model(model, config, label=os.fspath(workdir), step=result.step)
+    points = draw_samples(generator, num_chains, batch_size=num_chains, seed=seed, progress=False)
     return points, {
         "workdir": os.fspath(workdir),
         "steps": result.step,
@@ -179,7 +176,7 @@ def run_toy(
     report: dict[str, Any] = {
         "settings": {
             "chains": num_chains,
-            "init": "uniform on [-8, 8]^2",
+            "init": "uniform on [{:g}, {:g}]^2".format(*toy.START_RANGE),
             "langevin": {"step": toy.LANGEVIN_STEP, "steps": toy.LANGEVIN_STEPS, "update": "x += (a/2) s + sqrt(a) z"},
             "annealed": {
                 "sigmas": f"geometric {toy.SIGMA_MAX} -> {toy.SIGMA_MIN}, {toy.NUM_LEVELS} levels",
@@ -196,20 +193,12 @@ def run_toy(
     if learned_steps is not None:
         workdir = Path(learned_workdir) if learned_workdir is not None else out_dir / "toy_workdir"
         panels["learned"], report["learned"] = toy_learned_samples(workdir, learned_steps, num_chains, seed, progress)
-    report["methods"] = {name: evaluate.toy_metrics(points, seed=seed) for name, points in panels.items()}
-    titles = {
-        "iid": "i.i.d. samples",
-        "langevin": "Langevin, exact scores",
-        "annealed": "annealed Langevin, exact scores",
-        "learned": f"annealed Langevin, learned ({report.get('learned', {}).get('steps')} steps)",
-    }
-    titles = {
-        name: f"{titles[name]}\nweight of (-5,-5): {report['methods'][name]['mode_weights'][0]:.3f}" for name in panels
-    }
-    figure_path = out_dir / "toy.png"
-    evaluate.save_points_figure(panels, figure_path, titles=titles)
-    report["figure"] = os.fspath(figure_path)
-    _write_json(report, out_dir / "toy.json")
+    report["methods"] = {name: toy_metrics(points, seed=seed) for name, points in panels.items()}
+    report["figure"] = save_toy_figure(
+        panels, {name: report["methods"][name]["mode_weights"][0] for name in panels}, out_dir / "toy.png",
+        mode_name=small_mode_name(), learned_steps=report.get("learned", {}).get("steps"),
+    )  # fmt: skip
+    write_json(report, out_dir / "toy.json")
     return report
 
 
@@ -262,23 +251,16 @@ def run_inpainting(
         The JSON written: per mask the classifier accuracy of the inpainted digits
         (against the true labels) and of the masked inputs with unknown pixels at 0.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import tensorflow as tf
 
     from ncsn_tf import classifier as digits_classifier
     from ncsn_tf.checkpoints import load_for_inference
     from ncsn_tf.data import digits_arrays
-    from ncsn_tf.images import make_grid
     from ncsn_tf.sampling import initial_images, inpaint
 
     config, model, step = load_for_inference(path)
     if config.data.dataset != "digits":
-        raise evaluate.EvaluationError(
-            f"the inpainting experiment is for digits models; {path} is {config.data.dataset!r}"
-        )
+        raise EvaluationError(f"the inpainting experiment is for digits models; {path} is {config.data.dataset!r}")
     test_images, test_labels = digits_arrays("test")  # [360, 8, 8, 1] in [0, 1], [360]
     # Stratified split: the first `count` images hold every digit.
     known_images, labels = test_images[:count], test_labels[:count]
@@ -286,7 +268,7 @@ def run_inpainting(
     sampling = config.sampling
     classifier = digits_classifier.load_digits_classifier(cache_dir)
     seeds = tf.range(seed, seed + count, dtype=tf.int32)  # [N]
-    start = initial_images(seeds, config.data.shape)  # [N, 8, 8, 1] in [0, 1]
+    start = initial_images(seeds, config.data.shape, value_range=config.data.value_range)  # [N, 8, 8, 1] in [0, 1)
     report: dict[str, Any] = {"model": os.fspath(path), "step": step, "count": count, "masks": {}}
     rows = []
     for name, mask in inpainting_masks(*config.data.shape, seed=seed).items():
@@ -308,20 +290,16 @@ def run_inpainting(
         }
         shown = slice(0, INPAINT_FIGURE_DIGITS)
         display_input = known_images[shown] * masks[shown] + 0.5 * (1 - masks[shown])  # unknown shown grey
-        rows.append((name, np.concatenate([display_input, completed[shown], known_images[shown]])))
-    figure, axes = plt.subplots(len(rows), 1, figsize=(INPAINT_FIGURE_DIGITS * 0.55, 2.0 * len(rows)))
-    for axis, (name, batch) in zip(np.atleast_1d(axes), rows, strict=True):
-        axis.imshow(make_grid(np.clip(batch, 0, 1), ncols=INPAINT_FIGURE_DIGITS)[..., 0], cmap="gray", vmin=0, vmax=1)
         accuracy = report["masks"][name]["accuracy_inpainted"]
-        axis.set_title(f"{name}: input / inpainted / original (accuracy {accuracy:.0%})", fontsize=8)
-        axis.axis("off")
-    figure.tight_layout()
+        rows.append(
+            (
+                f"{name}: input / inpainted / original (accuracy {accuracy:.0%})",
+                np.concatenate([display_input, completed[shown], known_images[shown]]),  # [3 * 8, 8, 8, 1]
+            )
+        )
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out_dir / "inpainting.png", dpi=110)
-    plt.close(figure)
-    report["figure"] = os.fspath(out_dir / "inpainting.png")
-    _write_json(report, out_dir / "inpainting.json")
+    report["figure"] = save_inpainting_figure(rows, out_dir / "inpainting.png", columns=INPAINT_FIGURE_DIGITS)
+    write_json(report, out_dir / "inpainting.json")
     return report
 
 
@@ -331,11 +309,11 @@ def run_inpainting(
 
 
 def run_denoising_ablation(
-    path: str | os.PathLike[str] | evaluate.Generator,
+    path: str | os.PathLike[str] | Generator,
     out_dir: str | os.PathLike[str],
     *,
     num_samples: int | None = None,
-    batch_size: int = 250,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     cache_dir: str | None = None,
     progress: bool = True,
@@ -345,30 +323,31 @@ def run_denoising_ablation(
     Args:
         path: a training workdir, checkpoint prefix or export (digits or toy), or a Generator.
         out_dir: output folder (samples_plain.png, samples_denoised.png, denoising.json).
-        num_samples: per variant; None = evaluate's default for the dataset.
+        num_samples: per variant; None = evaluate's default for the dataset
+            (`dataset_metrics.default_num_samples`).
 
     Returns:
         {"plain": metrics, "denoised": metrics, ...}.
     """
-    generator = path if isinstance(path, evaluate.Generator) else evaluate.open_generator(path)
+    generator = path if isinstance(path, Generator) else open_generator(path)
     if generator.dataset not in ("digits", "toy"):
-        raise evaluate.EvaluationError("the denoising ablation runs on digits or toy models (image data: use evaluate)")
-    num_samples = num_samples or evaluate.DEFAULT_NUM_SAMPLES[generator.dataset]
+        raise EvaluationError("the denoising ablation runs on digits or toy models (image data: use evaluate)")
+    num_samples = num_samples or default_num_samples(generator.dataset)
     out_dir = Path(out_dir)
     report: dict[str, Any] = {"model": generator.label, "step": generator.step, "num_samples": num_samples}
     for variant, denoise in (("plain", False), ("denoised", True)):
         started = time.perf_counter()
-        samples = evaluate.draw_samples(
+        samples = draw_samples(
             generator, num_samples, batch_size=batch_size, seed=seed, denoise=denoise, progress=progress
-        )
+        )  # [N, *shape]
         if generator.dataset == "digits":
-            found = evaluate.digits_metrics(samples, cache_dir)["samples"]
+            found = digits_metrics(samples, cache_dir)["samples"]
         else:
-            found = evaluate.toy_metrics(samples, seed=seed)
+            found = toy_metrics(samples, seed=seed)
         found["seconds"] = time.perf_counter() - started
-        found["picture"] = evaluate.save_samples_picture(samples, generator.dataset, out_dir / f"samples_{variant}.png")
+        found["picture"] = save_samples_picture(samples, generator.dataset, out_dir / f"samples_{variant}.png")
         report[variant] = found
-    _write_json(report, out_dir / "denoising.json")
+    write_json(report, out_dir / "denoising.json")
     return report
 
 
@@ -378,20 +357,21 @@ def run_denoising_ablation(
 
 
 def _print_toy(report: dict[str, Any]) -> None:
-    print(f"{'method':<10} {'w(-5,-5)':>9} {'|w-0.2|/SE':>11} {'MMD^2':>9}")
+    mode, weight = f"w{small_mode_name()}", f"{toy.WEIGHTS[0]:g}"
+    print(f"{'method':<10} {mode:>9} {f'|w-{weight}|/SE':>11} {'MMD^2':>9}")
     for name, found in report["methods"].items():
         print(
             f"{name:<10} {found['mode_weights'][0]:>9.4f} {found['weight_error_in_standard_errors']:>11.2f} "
             f"{found['mmd2']:>9.4f}"
         )
     standard_error = report["methods"]["iid"]["binomial_standard_error"]
-    print(f"binomial SE of 0.2 at {report['settings']['chains']} chains: {standard_error:.4f}")
+    print(f"binomial SE of {weight} at {report['settings']['chains']} chains: {standard_error:.4f}")
     check = report.get("mixing_check")
     if check:
-        for key in ("steps_100", "steps_1000"):
+        for key in (key for key in check if key.startswith("steps_")):
             found = check[key]
             print(
-                f"exact annealed, {check['chains']} chains, {key.split('_')[1]} steps/level: w(-5,-5) = "
+                f"exact annealed, {check['chains']} chains, {key.split('_')[1]} steps/level: {mode} = "
                 f"{found['mode_weights'][0]:.4f} +- {found['binomial_standard_error']:.4f}"
             )
 
@@ -400,13 +380,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m ncsn_tf.experiments {toy,inpaint,denoise}`: see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m ncsn_tf.experiments", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    toy = commands.add_parser("toy", help="paper Figure 3: exact and learned scores on the 2-D mixture")
-    toy.add_argument("--out", default="experiments/toy", help="output folder")
-    toy.add_argument("--learned-steps", type=int, default=None, help="toy training steps (default: the toy config's)")
-    toy.add_argument("--no-learned", action="store_true", help="exact scores only (no training)")
-    toy.add_argument("--workdir", default=None, help="toy training workdir (default OUT/toy_workdir; resumed)")
-    toy.add_argument("--seed", type=int, default=0)
-    toy.add_argument("--no-mixing-check", action="store_true", help="skip the 10x-chains exact-score check")
+    toy_command = commands.add_parser("toy", help="paper Figure 3: exact and learned scores on the 2-D mixture")
+    toy_command.add_argument("--out", default="experiments/toy", help="output folder")
+    toy_command.add_argument(
+        "--learned-steps", type=int, default=None, help="toy training steps (default: the toy config's)"
+    )
+    toy_command.add_argument("--no-learned", action="store_true", help="exact scores only (no training)")
+    toy_command.add_argument("--workdir", default=None, help="toy training workdir (default OUT/toy_workdir; resumed)")
+    toy_command.add_argument("--seed", type=int, default=0)
+    toy_command.add_argument("--no-mixing-check", action="store_true", help="skip the 10x-chains exact-score check")
     inpainting = commands.add_parser("inpaint", help="inpainting figure on held-out digits")
     inpainting.add_argument("path", help="digits training workdir or checkpoint prefix")
     inpainting.add_argument("--out", default="experiments/inpainting")
@@ -417,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     denoising.add_argument("path", help="digits/toy training workdir, checkpoint prefix or export")
     denoising.add_argument("--out", default="experiments/denoising")
     denoising.add_argument("--num-samples", type=int, default=None)
-    denoising.add_argument("--batch-size", type=int, default=250)
+    denoising.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     denoising.add_argument("--seed", type=int, default=0)
     denoising.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
@@ -427,7 +409,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "toy":
-
             steps = None if args.no_learned else (args.learned_steps or configs.get_config("toy").training.steps)
             report = run_toy(
                 args.out, learned_steps=steps, learned_workdir=args.workdir, seed=args.seed,
@@ -453,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 keys = ("frechet_distance", "confident_share", "min_class_share", "mode_weights", "mmd2")
                 print(variant, {key: found[key] for key in keys if key in found})
             print(f"wrote {Path(args.out) / 'denoising.json'}")
-    except (evaluate.EvaluationError, CheckpointError, ConfigError, ValueError) as error:
+    except (EvaluationError, CheckpointError, ConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,11 +1,12 @@
 """Image helpers: float <-> uint8, sample grids to PNG, reading one image file.
 
 Images are float32 `[B, H, W, C]` in [0, 1] everywhere in ncsn_tf (C = 1 or 3).
-Langevin chains are not clipped, so `to_uint8` clips before it rounds; only the
-displayed images are clipped (PAPER.md, "no clipping of the chain").
+Langevin chains are not clipped (Song & Ermon 2019, Algorithm 1 has no clipping;
+docs/export.md: outputs are the raw chain), so `to_uint8` clips before it rounds;
+only the displayed images are clipped.
 
-`read_image` / `load_image` are shared with the folder loader in `data.py`: one
-place decides how a file becomes a square, resized, 1- or 3-channel image.
+`read_image` is shared with the folder loader in `data.py`: one place decides how
+a file becomes a square, resized, 1- or 3-channel image.
 """
 
 from __future__ import annotations
@@ -204,16 +205,3 @@ def read_image(
         pixels = pixels[..., None]  # [S, S, 1]
     return pixels
 
-
-def load_image(
-    path: str | os.PathLike[str],
-    image_size: int,
-    channels: int,
-    center_crop: int = 0,
-) -> np.ndarray:
-    """`read_image` scaled to float: [image_size, image_size, channels] float32 in [0, 1].
-
-    Raises:
-        UnreadableImageError: as `read_image`.
-    """
-    return read_image(path, image_size, channels, center_crop).astype(np.float32) / 255.0  # [S, S, C] in [0, 1]

@@ -1,8 +1,8 @@
 """Seeded noise that is identical in TensorFlow and ONNX Runtime: Philox4x32-10 + Box-Muller.
 
 TF's own random ops do not survive export: tf2onnx cannot convert the stateless
-ones and bakes the seed of the stateful ones into the ONNX graph (PITFALLS.md,
-"Export"). This module builds the noise from plain integer ops that convert to
+ones and bakes the seed of the stateful ones into the ONNX graph (docs/pitfalls.md,
+"Random numbers in exported graphs"). This module builds the noise from plain integer ops that convert to
 ONNX opset 18 (uint32/uint64 Mul, Add, BitwiseXor, BitShift, Cast), so the integer
 words are bit-identical in TF eager, `tf.function`, a loaded SavedModel and
 onnxruntime; the floats made from them (log, cos, sin) agree to a few ulp.

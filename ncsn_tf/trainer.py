@@ -57,8 +57,6 @@ from ncsn_tf.losses import denoising_score_matching
 logger = logging.getLogger(__name__)
 
 _NOISE_STREAM = 0x4E015E  # salt of the stateless seeds of the loss noise (differs from data.py's)
-TOY_RENDER_EXTENT = 10.0  # toy sample pictures show [-10, 10]^2 (modes at +-5)
-TOY_RENDER_BINS = 128  # pixels per side of the toy density picture
 PROBE_BATCH = 16  # examples of the loss check run on new weights before each save
 
 
@@ -244,14 +242,6 @@ def _all_finite(variables: list[Any]) -> bool:
 # ---------------------------------------------------------------------------
 
 
-def _toy_density_picture(points: np.ndarray) -> np.ndarray:
-    """A 2-D histogram of toy samples as one grayscale image [1, N, N, 1] in [0, 1] (dark = dense)."""
-    edges = np.linspace(-TOY_RENDER_EXTENT, TOY_RENDER_EXTENT, TOY_RENDER_BINS + 1)
-    counts, _, _ = np.histogram2d(points[:, 1], points[:, 0], bins=(edges, edges))  # [N rows = y, N cols = x]
-    density = np.sqrt(counts / max(counts.max(), 1.0))[::-1]  # [N, N] in [0, 1], y up
-    return (1.0 - density)[None, :, :, None].astype(np.float32)  # [1, N, N, 1]
-
-
 def write_samples(config: Config, score_model: keras.Model, path: str) -> str:
     """Draw `sampling.num_samples` samples by annealed Langevin dynamics and save a PNG.
 
@@ -262,6 +252,7 @@ def write_samples(config: Config, score_model: keras.Model, path: str) -> str:
     Returns:
         `path`.
     """
+    from ncsn_tf.figures import toy_density_picture
     from ncsn_tf.images import save_grid
     from ncsn_tf.sampling import annealed_langevin, initial_images
 
@@ -281,7 +272,7 @@ def write_samples(config: Config, score_model: keras.Model, path: str) -> str:
         final_denoise=sampling.final_denoise,
     ).numpy()  # [N, *shape], not clipped
     if toy:
-        return save_grid(_toy_density_picture(samples), path, padding=0)
+        return save_grid(toy_density_picture(samples), path, padding=0)
     return save_grid(samples, path)
 
 

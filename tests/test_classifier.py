@@ -65,9 +65,14 @@ def test_outputs_shapes_and_ranges(classifier):
     images = digits_classifier.smooth_blobs(5, seed=1)
     probabilities = classifier.probabilities(images)
     features = classifier.features(images)
-    assert probabilities.shape == (5, 10) and features.shape == (5, 11)
+    everything = classifier.all_probabilities(images)  # 10 digits, then "not a digit"
+    assert probabilities.shape == (5, 10) and features.shape == (5, 11) and everything.shape == (5, 11)
     assert np.all(probabilities >= 0) and np.all(probabilities.sum(axis=1) <= 1 + 1e-9)
+    np.testing.assert_allclose(everything.sum(axis=1), 1.0, rtol=1e-9)
+    np.testing.assert_array_equal(everything[:, :10], probabilities)
+    np.testing.assert_array_equal(features, digits_classifier.log_probability_features(everything))
     np.testing.assert_allclose(np.exp(features[:, :10]), probabilities, rtol=1e-6, atol=1e-7)
+    assert classifier.all_probabilities(np.zeros((0, 8, 8, 1))).shape == (0, 11)
     with pytest.raises(digits_classifier.ClassifierError, match=r"\[N, 8, 8, 1\]"):
         classifier.probabilities(np.zeros((2, 28, 28, 1)))
 

@@ -1,13 +1,20 @@
-"""evaluate: seeded batched sampling, the held-out objective (closed form), metrics JSON, side by side."""
+"""`python -m ncsn_tf.evaluate`: models side by side, digits end to end, exports' own sampler defaults, errors."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ncsn_tf import checkpoints, configs, evaluate
+from ncsn_tf.evaluation.draw import draw_samples
+from ncsn_tf.evaluation.generator import generator_from_model
+from ncsn_tf.evaluation.loading import open_generator
+from ncsn_tf.evaluation.pipeline import EvaluationOptions, evaluate_paths
 from ncsn_tf.models import build_score_model
-from ncsn_tf.models.analytic import GaussianScore, paper_toy_mixture
+from ncsn_tf.models.analytic import paper_toy_mixture
+
+EXPORT_STEPS_PER_LEVEL = 7  # `python -m export RUN --steps-per-level 7`; the toy config says 100
 
 
 def _toy_config(levels: int = 2, steps: int = 5) -> configs.Config:
@@ -26,46 +33,14 @@ def _toy_workdir(path, seed: int) -> str:
     return str(path)
 
 
-def test_held_out_loss_matches_closed_form_for_gaussian_data():
-    # Data N(0, s^2 I) in D dims with its exact perturbed score -x / (s^2 + sigma^2):
-    # E 1/2 ||sigma s(x + sigma z) + z||^2 = D/2 * s^2 / (s^2 + sigma^2).
-    std, dim, count = 0.5, 6, 4000
-    sigmas = np.array([2.0, 0.5, 0.1], np.float32)
-    config = configs.apply_overrides(configs.toy(), ["noise.num_levels=3"])
-    generator = evaluate.generator_from_model(GaussianScore(std, sigmas), config, label="exact")
-    generator.sigmas = sigmas
-    clean = (np.random.default_rng(0).standard_normal((count, dim)) * std).astype(np.float32)
-    per_level = evaluate.held_out_losses(generator, clean, batch_size=1000)
-    assert per_level.shape == (3, count)
-    expected = dim / 2 * std**2 / (std**2 + sigmas.astype(np.float64) ** 2)
-    standard_errors = per_level.std(axis=1, ddof=1) / np.sqrt(count)
-    np.testing.assert_array_less(np.abs(per_level.mean(axis=1) - expected), 4 * standard_errors)
-    summary = evaluate.loss_summary(per_level, sigmas)
-    assert summary["total"] == pytest.approx(per_level.mean())
-    assert [row["sigma"] for row in summary["per_level"]] == pytest.approx(sigmas.tolist())
-    # fixed seed: identical perturbations on a second call
-    np.testing.assert_array_equal(evaluate.held_out_losses(generator, clean, batch_size=700), per_level)
+@pytest.fixture(scope="module")
+def seven_step_export(tmp_path_factory):
+    """The exact toy mixture exported with a default T of 7 (not the config's 100)."""
+    from export.exporter import export_toy_mixture
 
-
-def test_samples_depend_only_on_their_seed_not_the_batch():
-    config = _toy_config(levels=3, steps=4)
-    sigmas = config.noise.sigmas()
-    generator = evaluate.generator_from_model(paper_toy_mixture(sigmas), config, label="exact")
-    whole = evaluate.draw_samples(generator, 10, batch_size=10, seed=5, progress=False)
-    batched = evaluate.draw_samples(generator, 10, batch_size=4, seed=5, progress=False)  # 4 + 4 + 2 (padded)
-    np.testing.assert_allclose(batched, whole, rtol=1e-5, atol=1e-5)  # a few ulp: batch-size kernels
-    shifted = evaluate.draw_samples(generator, 5, batch_size=5, seed=10, progress=False)
-    np.testing.assert_allclose(shifted, whole[5:], rtol=1e-5, atol=1e-5)
-    assert np.all(np.abs(whole) < 8 + 10 * config.noise.sigma_max)  # started on [-8, 8]^2, finite
-
-
-def test_toy_metrics_of_true_samples():
-    from ncsn_tf.data import sample_toy_mixture
-
-    found = evaluate.toy_metrics(sample_toy_mixture(4000, seed=11))
-    assert abs(found["mode_weights"][0] - 0.2) < 4 * np.sqrt(0.16 / 4000)
-    assert found["within_mode_variance"] == pytest.approx(1.0, rel=0.1)  # unit-variance components
-    assert abs(found["mmd2"]) < 0.01 and abs(found["mmd2_true_vs_true"]) < 0.01
+    folder = tmp_path_factory.mktemp("seven_steps")
+    result = export_toy_mixture(folder, name="toy_t7", steps_per_level=EXPORT_STEPS_PER_LEVEL, optimize_onnx=False)
+    return Path(result.path)
 
 
 def test_compare_two_toy_models_side_by_side(tmp_path, capsys):
@@ -81,13 +56,15 @@ def test_compare_two_toy_models_side_by_side(tmp_path, capsys):
     for result in results:
         assert result["dataset"] == "toy"
         assert result["sampler"]["num_samples"] == 64
+        assert result["sampler"]["steps_per_level"] == 5  # the workdir's config
+        assert result["sampler"]["defaults_from"] == "config.sampling"
         assert len(result["held_out_loss"]["per_level"]) == 2
         assert sum(result["metrics"]["mode_weights"]) == pytest.approx(1.0)
         assert (tmp_path / "out" / "model_0" / "samples.png").stat().st_size > 0
     assert results[0]["held_out_loss"]["total"] != results[1]["held_out_loss"]["total"]  # different weights
     # The same model through two paths sees identical perturbations: exactly equal losses.
-    again, _ = evaluate.evaluate_paths(
-        [first + "/checkpoints/ckpt-11"], evaluate.EvaluationOptions(samples=False, progress=False), str(tmp_path / "c")
+    again, _ = evaluate_paths(
+        [first + "/checkpoints/ckpt-11"], EvaluationOptions(samples=False, progress=False), str(tmp_path / "c")
     )
     assert again[0]["held_out_loss"] == results[0]["held_out_loss"]
 
@@ -109,8 +86,8 @@ def test_digits_workdir_end_to_end(tmp_path, capsys):
     result = json.loads((out_dir / "evaluation.json").read_text())
     with np.load(out_dir / "samples.npz") as saved:  # the raw samples the metrics were computed on
         assert saved["samples"].shape == (24, 8, 8, 1) and int(saved["first_seed"]) == 5
-        generator = evaluate.open_generator(tmp_path / "run")
-        again = evaluate.draw_samples(generator, 2, batch_size=2, seed=5, progress=False)
+        generator = open_generator(tmp_path / "run")
+        again = draw_samples(generator, 2, batch_size=2, seed=5, progress=False)
         np.testing.assert_allclose(saved["samples"][:2], again, rtol=1e-5, atol=1e-5)
     quality = result["metrics"]["samples"]
     assert quality["count"] == 24 and len(quality["class_shares"]) == 10
@@ -124,6 +101,48 @@ def test_digits_workdir_end_to_end(tmp_path, capsys):
     assert "classifier FD" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("runtime", ["onnx", "savedmodel"])
+def test_an_export_samples_with_its_manifest_sampler_not_the_config(seven_step_export, runtime):
+    manifest = json.loads((seven_step_export / "manifest.json").read_text())
+    assert manifest["sampler"]["steps_per_level"] == EXPORT_STEPS_PER_LEVEL
+    assert manifest["config"]["sampling"]["steps_per_level"] == 100  # provenance: the training config's
+    generator = open_generator(seven_step_export, runtime=runtime)
+    assert generator.sampler_defaults.steps_per_level == EXPORT_STEPS_PER_LEVEL
+    assert generator.sampler_defaults.epsilon == manifest["sampler"]["epsilon"]
+    assert generator.sampler_defaults.final_denoise == manifest["sampler"]["denoise"]
+    assert generator.sampler_defaults.convention == manifest["sampler"]["convention"]
+
+
+def test_evaluate_on_an_export_uses_and_records_its_steps_per_level(seven_step_export, tmp_path):
+    out = tmp_path / "out"
+    code = evaluate.main(
+        [
+            str(seven_step_export),
+            "--num-samples",
+            "32",
+            "--held-out",
+            "50",
+            "--quiet",
+            "--save-samples",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    sampler = json.loads((out / "evaluation.json").read_text())["sampler"]
+    assert sampler["steps_per_level"] == EXPORT_STEPS_PER_LEVEL
+    assert sampler["defaults_from"] == "manifest.json sampler"
+    # The samples are those of T = 7, not of the config's T = 100.
+    exported = open_generator(seven_step_export)
+    in_memory = generator_from_model(paper_toy_mixture(exported.sigmas), exported.config, label="memory")
+    with np.load(out / "samples.npz") as saved:
+        samples = saved["samples"]  # [32, 2]
+    seven = draw_samples(in_memory, 32, seed=0, steps_per_level=EXPORT_STEPS_PER_LEVEL, progress=False)
+    np.testing.assert_allclose(samples, seven, rtol=1e-4, atol=1e-4)
+    hundred = draw_samples(in_memory, 32, seed=0, progress=False)  # the config's default
+    assert np.max(np.abs(samples - hundred)) > 0.1
+
+
 def test_bad_paths_give_one_line_errors(tmp_path, capsys):
     assert evaluate.main([str(tmp_path / "nothing_here"), "--quiet"]) == 2
     message = capsys.readouterr().err.strip()
@@ -131,25 +150,5 @@ def test_bad_paths_give_one_line_errors(tmp_path, capsys):
     (tmp_path / "export").mkdir()
     (tmp_path / "export" / "manifest.json").write_text('{"format": "something-else"}')
     assert evaluate.main([str(tmp_path / "export"), "--quiet"]) == 2
-    assert "not an ncsn-tf export manifest" in capsys.readouterr().err
-
-
-def test_auto_runtime_follows_the_files_of_the_export(toy_export_dir):
-    assert evaluate.open_generator(toy_export_dir).source == "onnx"  # default: auto, ONNX files present
-
-
-@pytest.mark.parametrize("runtime", ["onnx", "savedmodel"])
-def test_export_matches_the_in_memory_model(toy_export_dir, runtime):
-    # The exact toy-mixture export (shared session fixture): samples and held-out losses
-    # through ONNX Runtime / the SavedModel equal those of the same score model in memory.
-    exported = evaluate.open_generator(toy_export_dir, runtime=runtime)
-    assert exported.source == runtime and exported.dataset == "toy"
-    config = exported.config
-    in_memory = evaluate.generator_from_model(paper_toy_mixture(exported.sigmas), config, label="memory")
-    exported_samples = evaluate.draw_samples(exported, 16, batch_size=8, seed=3, steps_per_level=10, progress=False)
-    memory_samples = evaluate.draw_samples(in_memory, 16, batch_size=8, seed=3, steps_per_level=10, progress=False)
-    np.testing.assert_allclose(exported_samples, memory_samples, rtol=1e-4, atol=1e-4)
-    clean = evaluate.held_out_data(config, 200)
-    np.testing.assert_allclose(
-        evaluate.held_out_losses(exported, clean), evaluate.held_out_losses(in_memory, clean), rtol=1e-5, atol=1e-5
-    )
+    message = capsys.readouterr().err.strip()
+    assert "not an ncsn-tf export manifest" in message and "\n" not in message

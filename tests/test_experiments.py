@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from ncsn_tf import checkpoints, configs, evaluate, experiments
+from ncsn_tf import checkpoints, configs, experiments
+from ncsn_tf.evaluation.generator import generator_from_model
 from ncsn_tf.models import build_score_model
 from ncsn_tf.models.analytic import paper_toy_mixture
 
@@ -48,7 +49,7 @@ def test_denoising_ablation_matches_tweedie_closed_form(tmp_path):
     # mu + e to mu + e / 2, variance 2 / 4 = 0.5.
     config = configs.toy()
     sigmas = config.noise.sigmas()
-    generator = evaluate.generator_from_model(paper_toy_mixture(sigmas), config, label="exact toy")
+    generator = generator_from_model(paper_toy_mixture(sigmas), config, label="exact toy")
     report = experiments.run_denoising_ablation(generator, tmp_path, num_samples=1280, progress=False)
     assert report["plain"]["within_mode_variance"] == pytest.approx(2.0, rel=0.1)
     assert report["denoised"]["within_mode_variance"] == pytest.approx(0.5, rel=0.1)

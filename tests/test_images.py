@@ -75,36 +75,37 @@ def test_save_grid_explicit_scale(tmp_path):
         assert picture.size == (16, 16)
 
 
-def test_load_image_converts_crops_and_resizes(tmp_path):
+def test_read_image_converts_crops_and_resizes(tmp_path):
     # 12 wide x 8 high RGB: 2 black columns each side of an 8x8 pure red square.
     pixels = np.zeros((8, 12, 3), np.uint8)
     pixels[:, 2:10, 0] = 255
     Image.fromarray(pixels).save(tmp_path / "red.png")
-    rgb = images.load_image(tmp_path / "red.png", image_size=4, channels=3)
-    assert rgb.dtype == np.float32 and rgb.shape == (4, 4, 3)
-    np.testing.assert_allclose(rgb, np.broadcast_to([1.0, 0.0, 0.0], (4, 4, 3)))  # largest central square
-    gray = images.load_image(tmp_path / "red.png", image_size=8, channels=1)
-    np.testing.assert_allclose(gray, 76 / 255)  # PIL "L": 0.299 * 255 = 76.2
+    rgb = images.read_image(tmp_path / "red.png", image_size=4, channels=3)
+    assert rgb.dtype == np.uint8 and rgb.shape == (4, 4, 3)
+    np.testing.assert_array_equal(rgb, np.broadcast_to([255, 0, 0], (4, 4, 3)))  # largest central square
+    gray = images.read_image(tmp_path / "red.png", image_size=8, channels=1)
+    assert gray.shape == (8, 8, 1)
+    np.testing.assert_array_equal(gray, 76)  # PIL "L": 0.299 * 255 = 76.2
     cropped = images.read_image(tmp_path / "red.png", image_size=2, channels=3, center_crop=4)
     np.testing.assert_array_equal(cropped, np.broadcast_to(np.array([255, 0, 0], np.uint8), (2, 2, 3)))
 
 
-def test_load_image_transparency_and_16_bit(tmp_path):
+def test_read_image_transparency_and_16_bit(tmp_path):
     rgba = np.zeros((4, 4, 4), np.uint8)  # fully transparent black -> white
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "clear.png")
-    np.testing.assert_allclose(images.load_image(tmp_path / "clear.png", 4, 1), 1.0)
+    np.testing.assert_array_equal(images.read_image(tmp_path / "clear.png", 4, 1), 255)
     deep = np.full((4, 4), 200 * 257, np.uint16)  # 16-bit 51400 is 8-bit 200, not clipped to 255
     Image.fromarray(deep).save(tmp_path / "deep.png")
-    np.testing.assert_allclose(images.load_image(tmp_path / "deep.png", 4, 1), 200 / 255)
+    np.testing.assert_array_equal(images.read_image(tmp_path / "deep.png", 4, 1), 200)
 
 
 def test_unreadable_files_raise_a_named_error(tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
     with pytest.raises(images.UnreadableImageError, match="broken.png"):
-        images.load_image(broken, 8, 1)
+        images.read_image(broken, 8, 1)
     with pytest.raises(images.UnreadableImageError, match="missing.png"):
-        images.load_image(tmp_path / "missing.png", 8, 1)
+        images.read_image(tmp_path / "missing.png", 8, 1)
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "small.png")
     with pytest.raises(images.UnreadableImageError, match="center_crop"):
-        images.load_image(tmp_path / "small.png", 8, 1, center_crop=6)
+        images.read_image(tmp_path / "small.png", 8, 1, center_crop=6)

@@ -261,7 +261,7 @@ def test_output_shape_dtype_and_conditioning(tiny_model: keras.Model, tiny_batch
     assert np.abs(other_level - scores).max() > 1e-3 * np.abs(scores).max()  # depends on the level
     same_image = np.repeat(images[:1], 2, axis=0)  # the same image at the same level gives the same scores
     repeated = np.asarray(tiny_model(same_image, np.array([1, 1], np.int32)))
-    # Equal up to float rounding: oneDNN may split the two batch rows over threads differently (1 ulp).
+    # to float32 round-off: oneDNN's kernels may split one batch's rows differently (seen: 6e-7)
     np.testing.assert_allclose(repeated[0], repeated[1], rtol=1e-5, atol=1e-6)
 
 
@@ -365,7 +365,7 @@ def test_tf_checkpoint_round_trip_gives_identical_outputs(
     saved_names = [name for name, _ in tf.train.list_variables(path) if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
     assert len(saved_names) == len(tiny_model.weights)  # nothing hidden from the checkpoint (e.g. in lists)
 
-    fresh = build_score_model(tiny_config)  # built before restoring (PITFALLS.md)
+    fresh = build_score_model(tiny_config)  # built before restoring (docs/pitfalls.md)
     expected = np.asarray(tiny_model(images, sigma_indices))
     assert not np.allclose(np.asarray(fresh(images, sigma_indices)), expected)
     tf.train.Checkpoint(model=fresh).read(path).assert_consumed()

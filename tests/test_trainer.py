@@ -163,16 +163,6 @@ def test_checkpoints_without_config_json_are_an_error(tmp_path):
         trainer.train(config, tmp_path, steps=2, progress=False)
 
 
-def test_toy_samples_picture_puts_the_modes_where_they_are():
-    points = np.concatenate([np.full((20, 2), -5.0), np.full((80, 2), 5.0)]).astype(np.float32)  # [100, 2]
-    picture = trainer._toy_density_picture(points)[0, :, :, 0]  # [N, N] in [0, 1], 0 = densest
-    n = trainer.TOY_RENDER_BINS  # pixel k covers [-10 + 20k/n, -10 + 20(k+1)/n)
-    up_right, down_left = (n // 4 - 1, 3 * n // 4), (3 * n // 4 - 1, n // 4)  # (row, col) of (5, 5), (-5, -5); y up
-    assert picture[up_right] == 0.0
-    assert picture[down_left] == pytest.approx(1 - np.sqrt(20 / 80))
-    assert np.count_nonzero(picture < 1) == 2
-
-
 def test_mixed_bfloat16_trains_and_checkpoints_float32_weights(tmp_path):
     config = _toy("training.precision=mixed_bfloat16", "training.checkpoint_every=2")
     result = trainer.train(config, tmp_path, steps=2, progress=False, write_final_samples=False)

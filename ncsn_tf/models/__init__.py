@@ -13,7 +13,8 @@ def build_score_model(config: Config) -> keras.Model:
     """The score network described by `config`, already built (called once).
 
     Building here matters: a tf.train.Checkpoint restored into an unbuilt
-    subclassed model silently creates duplicate variables (PITFALLS.md).
+    subclassed model silently creates duplicate variables (docs/pitfalls.md,
+    "Restoring checkpoints into Keras models").
 
     Returns:
         A keras.Model with `model(noisy, sigma_indices) -> scores` of noisy's shape.

@@ -45,7 +45,9 @@ class GaussianScore(keras.Model):
         [B, ...] float32, the exact score.
 
     References:
-        PAPER.md, "Training objective": the closed form for Gaussian data.
+        Song & Ermon 2019, Section 4.2: the minimiser of the DSM objective (Eq. 5) is
+        the score of the perturbed data q_sigma; for N(0, s^2 I) data q_sigma is
+        N(0, (s^2 + sigma^2) I) (Gaussian data plus Gaussian noise), with the score above.
     """
 
     def __init__(self, std: float, sigmas: Sequence[float], **kwargs: Any) -> None:

@@ -1,0 +1,110 @@
+"""`Generator`: a trained score model ready to sample and score, whatever it was loaded from.
+
+Every evaluation module takes a `Generator`; `ncsn_tf.evaluation.loading` builds one
+from a workdir, checkpoint or export, `generator_from_model` from a model in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ncsn_tf.configs import Config, SamplingConfig
+
+SampleFn = Callable[[np.ndarray, int, float, bool], np.ndarray]  # (seeds, T, epsilon, denoise) -> images
+ScoreArrayFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (noisy, sigma_indices) -> scores
+
+
+class EvaluationError(RuntimeError):
+    """A model cannot be evaluated as asked; the message says why and what to do."""
+
+
+@dataclasses.dataclass
+class Generator:
+    """A trained score model ready to sample and score.
+
+    Attributes:
+        label: short name for tables (the path as given).
+        source: "checkpoint", "onnx" or "savedmodel".
+        config: the training Config (data set, image shape, held-out data). For an
+            export it is the manifest's provenance copy: never its sampler defaults.
+        step: training step of the weights (None if unknown).
+        sigmas: [L] float32 noise ladder, descending.
+        sampler_defaults: the sampler settings used when a run gives none: the
+            config's `sampling` for a checkpoint, the manifest's `sampler` block for
+            an export (docs/export.md).
+        defaults_from: where `sampler_defaults` came from, recorded in evaluation.json.
+    """
+
+    label: str
+    source: str
+    config: Config
+    step: int | None
+    sigmas: np.ndarray
+    sampler_defaults: SamplingConfig
+    defaults_from: str
+    _sample: SampleFn = dataclasses.field(repr=False)
+    _score: ScoreArrayFn = dataclasses.field(repr=False)
+
+    @property
+    def dataset(self) -> str:
+        """The training data set ("toy", "digits", "mnist", ...)."""
+        return self.config.data.dataset
+
+    def sample(self, seeds: np.ndarray, steps_per_level: int, epsilon: float, denoise: bool) -> np.ndarray:
+        """Annealed Langevin samples. seeds: [B] int32 -> [B, *shape] float32 (not clipped)."""
+        return np.asarray(
+            self._sample(np.asarray(seeds, np.int32), int(steps_per_level), float(epsilon), bool(denoise))
+        )
+
+    def score(self, noisy: np.ndarray, sigma_indices: np.ndarray) -> np.ndarray:
+        """s(x, i). noisy: [B, *shape] float32, sigma_indices: [B] int32 -> [B, *shape] float32."""
+        return np.asarray(self._score(np.asarray(noisy, np.float32), np.asarray(sigma_indices, np.int32)))
+
+
+def generator_from_model(model: Any, config: Config, label: str, step: int | None = None) -> Generator:
+    """Wrap an in-memory score model (`model(noisy, sigma_indices)`) and its config.
+
+    The ladder is `config.noise.sigmas()`, the chains start on `config.data.value_range`
+    and the sampler defaults are `config.sampling`.
+
+    Args:
+        model: a score function `model(noisy [B, *shape], sigma_indices [B]) -> [B, *shape]`.
+        config: its training config.
+        label: name for tables.
+        step: training step of the weights, if known.
+
+    Returns:
+        A Generator with source "checkpoint".
+    """
+    import tensorflow as tf
+
+    from ncsn_tf.sampling import annealed_langevin, initial_images
+
+    sigmas = config.noise.sigmas()  # [L]
+    value_range = config.data.value_range
+    convention = config.sampling.convention
+
+    def sample(seeds: np.ndarray, steps_per_level: int, epsilon: float, denoise: bool) -> np.ndarray:
+        seeds_tensor = tf.constant(seeds, tf.int32)  # [B]
+        start = initial_images(seeds_tensor, config.data.shape, value_range=value_range)  # [B, *shape]
+        return annealed_langevin(
+            model,
+            start,
+            seeds_tensor,
+            sigmas,
+            steps_per_level=steps_per_level,
+            epsilon=epsilon,
+            convention=convention,
+            final_denoise=denoise,
+        ).numpy()  # [B, *shape]
+
+    def score(noisy: np.ndarray, sigma_indices: np.ndarray) -> np.ndarray:
+        return np.asarray(model(tf.constant(noisy), tf.constant(sigma_indices)), np.float32)  # [B, *shape]
+
+    return Generator(
+        label, "checkpoint", config, step, sigmas, config.sampling, "config.sampling", _sample=sample, _score=score
+    )

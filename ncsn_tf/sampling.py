@@ -137,7 +137,7 @@ def _like(value: FloatLike, reference: tf.Tensor) -> tf.Tensor:
 
 def _per_image(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     """[B] values reshaped to [B, 1, ..., 1] to broadcast over `like` [B, ...]."""
-    return tf.reshape(values, tf.concat([[-1], tf.ones([tf.rank(like) - 1], tf.int32)], axis=0))
+    return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))  # the rank is static
 
 
 def _per_image_norm(values: tf.Tensor) -> tf.Tensor:

@@ -102,6 +102,8 @@ def test_sampler_loop_runs_in_onnxruntime_like_tensorflow(model, case):
     assert len(loops) == 1, f"{len(loops)} loops: one flat Loop expected"
     (body,) = [attribute.g for attribute in loops[0].attribute if attribute.name == "body"]
     assert not list(_loops(body)), "nested loop in the body"
+    # The mixture score's logsumexp is the body's only ReduceMax: the network is in the Loop body once.
+    assert list(_op_types(body)).count("ReduceMax") == 1
     assert not any(op.startswith(("Sequence", "SplitToSequence", "ConcatFromSequence")) for op in _op_types(proto.graph))
     assert not any(op.startswith("Random") for op in _op_types(proto.graph))  # only the portable Philox noise
     session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -850,7 +850,7 @@ def _predictor_corrector_loop(
         corrected = corrector_step(state, scores, noise, corrector_step_size(scores, noise, snr))  # [B, ...]
         # No noise on the last predictor step: it is the Tweedie denoiser x + sigma_L^2 s.
         predicted = reverse_diffusion_step(state, scores, tf.where(is_last_level, 0.0, 1.0) * noise, variance)
-        if inpainting:  # RePaint: back up to sigma_i after every predictor call but a repeat's last
+        if inpainting:  # RePaint: back up to sigma_i after each predictor call of a level but its last repeat
             resample = tf.logical_and(repeat < repeats - 1, tf.logical_not(is_last_level))  # []
             resample_noise = portable_random.normal(seeds, example_shape, call, portable_random.STREAM_RESAMPLE)
             predicted = tf.where(resample, renoise(predicted, resample_noise, variance), predicted)

@@ -134,3 +134,20 @@ def test_sampler_loop_runs_in_onnxruntime_like_tensorflow(model, case):
         (half,) = session.run(["images_out"], feeds(start, 0, 4))
         (rest,) = session.run(["images_out"], feeds(half, 4, len(SIGMAS)))
         np.testing.assert_array_equal(rest, onnx_out)  # chunks chain exactly in onnxruntime as well
+
+
+@pytest.mark.slow
+def test_prior_start_runs_in_onnxruntime_like_tensorflow():
+    """The Gaussian prior start (the diffusion samplers' initial_images) converts with its Philox noise."""
+    from export.onnx_convert import convert_endpoint
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="seeds")], autograph=False)
+    def prior(seeds):
+        return {"images": sampling.start_images("predictor_corrector", seeds, (3, 3, 2), SIGMAS, value_range=(0.0, 1.0))}
+
+    session = onnxruntime.InferenceSession(convert_endpoint(prior, opset=18).SerializeToString())
+    seeds = np.array([0, 1, -5, 2**31 - 1, 123456], np.int32)
+    (onnx_out,) = session.run(["images"], {"seeds": seeds})
+    reference = prior(tf.constant(seeds))["images"].numpy()
+    np.testing.assert_allclose(onnx_out, reference, rtol=0, atol=20.0 * 1e-6)  # sigma_1 = 20: a few ulp of z
+    assert abs(float(np.mean(reference)) - 0.5) < 4 * 20.0 / np.sqrt(reference.size)  # centred on the data range

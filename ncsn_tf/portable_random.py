@@ -31,7 +31,10 @@ import tensorflow as tf
 # Streams: independent sequences for the same seed and step.
 STREAM_INITIAL = 0  # initial images x_0 ~ Uniform
 STREAM_LANGEVIN = 1  # z of every Langevin step
-STREAM_INPAINT = 2  # z of the known pixels, drawn once per level (step = level index)
+STREAM_INPAINT = 2  # z of the known pixels (step: annealed level; PC level * (u + 1) + repeat; flow 0)
+STREAM_PRIOR = 3  # z of the Gaussian prior start N(centre, sigma_1^2 I) (step 0)
+STREAM_PREDICTOR_CORRECTOR = 4  # z of every predictor-corrector network call (step = the call's index)
+STREAM_RESAMPLE = 5  # z of RePaint's re-noising after a predictor call (step = that call's index)
 
 # Philox4x32 constants (Salmon et al. 2011, Random123 philox.h).
 _MULTIPLIER_0 = 0xD2511F53

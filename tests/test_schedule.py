@@ -67,3 +67,48 @@ def test_coefficients_give_the_right_stationary_variance(convention):
         stationary = noise**2 / (1 - (1 - drift / variance) ** 2)
         np.testing.assert_allclose(stationary, variance / (1 - drift / (2 * variance)), rtol=1e-4)
         assert abs(stationary / variance - 1) < 2 * alpha / variance
+
+
+# ---------------------------------------------------------------------------
+# Tables of the predictor-corrector and probability-flow samplers
+# ---------------------------------------------------------------------------
+
+
+def test_next_sigmas_end_at_zero():
+    sigmas = schedule.geometric_sigmas(1.0, 0.01, 4)
+    following = schedule.next_sigmas(sigmas)
+    assert following.dtype == np.float32 and following.shape == (4,)
+    np.testing.assert_array_equal(following[:-1], sigmas[1:])
+    assert following[-1] == 0.0  # sigma_{L+1} = 0
+    np.testing.assert_array_equal(schedule.next_sigmas([0.5]), [0.0])
+
+
+def test_reverse_diffusion_variances_and_flow_steps():
+    sigmas = schedule.geometric_sigmas(20.0, 1.0, 10)
+    variances = schedule.reverse_diffusion_variances(sigmas)
+    wide = sigmas.astype(np.float64)
+    np.testing.assert_allclose(variances[:-1], wide[:-1] ** 2 - wide[1:] ** 2, rtol=1e-6)
+    assert variances[-1] == pytest.approx(1.0)  # the last step: sigma_L^2 (Tweedie)
+    assert np.all(variances > 0) and variances.dtype == np.float32
+    # summed they telescope to sigma_1^2: the predictor removes all of the prior's variance
+    assert variances.astype(np.float64).sum() == pytest.approx(400.0, rel=1e-6)
+    steps = schedule.flow_step_sizes(sigmas)
+    np.testing.assert_allclose(steps[:-1], wide[1:] - wide[:-1], rtol=1e-6)
+    assert steps[-1] == pytest.approx(-1.0) and np.all(steps < 0)
+    assert steps.astype(np.float64).sum() == pytest.approx(-20.0, rel=1e-6)  # from sigma_1 down to 0
+
+
+def test_nearby_sigmas_keep_their_variance_difference():
+    """float64 arithmetic: sigma^2 - sigma'^2 of neighbours 1e-4 apart is not lost to float32 rounding."""
+    variances = schedule.reverse_diffusion_variances(np.array([1.0, 0.9999], np.float32))
+    expected = 1.0 - float(np.float32(0.9999)) ** 2
+    assert variances[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_prior_centre_is_the_middle_of_the_data_range():
+    assert schedule.prior_centre((0.0, 1.0)) == 0.5
+    assert schedule.prior_centre((-8.0, 8.0)) == 0.0
+    assert schedule.prior_centre((-1.0, 3.0)) == 1.0
+    for bad in ((1.0, 0.0), (0.0, 0.0), (0.0, float("inf"))):
+        with pytest.raises(ValueError, match="value_range"):
+            schedule.prior_centre(bad)

@@ -31,11 +31,12 @@ def _gather_per_example(table: Any, sigma_indices: Any, rank: int) -> Any:
 
 @keras.saving.register_keras_serializable(package="ncsn_tf")
 class GaussianScore(keras.Model):
-    """Exact score of N(0, s^2 I) data perturbed by sigma_i: -x / (s^2 + sigma_i^2).
+    """Exact score of N(mu, s^2 I) data perturbed by sigma_i: -(x - mu) / (s^2 + sigma_i^2).
 
     Args:
         std: s, the data standard deviation.
         sigmas: the noise ladder [L], index 0 = largest sigma.
+        mean: mu, the data mean (the same in every coordinate); default 0.
 
     Call arguments:
         noisy: [B, ...] float32, any per-example shape.
@@ -50,11 +51,14 @@ class GaussianScore(keras.Model):
         N(0, (s^2 + sigma^2) I) (Gaussian data plus Gaussian noise), with the score above.
     """
 
-    def __init__(self, std: float, sigmas: Sequence[float], **kwargs: Any) -> None:
+    def __init__(self, std: float, sigmas: Sequence[float], mean: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if float(std) <= 0:
             raise ValueError(f"std must be positive, got {std}")
+        if not np.isfinite(float(mean)):
+            raise ValueError(f"mean must be a finite number, got {mean}")
         self.std = float(std)
+        self.mean = float(mean)
         self.sigmas = _as_sigmas(sigmas)
         self.num_levels = len(self.sigmas)
         # [L] float32: 1 / (s^2 + sigma_i^2), computed in float64
@@ -63,6 +67,8 @@ class GaussianScore(keras.Model):
     def call(self, noisy, sigma_indices):
         noisy = ops.convert_to_tensor(noisy, "float32")  # [B, ...]
         precision = _gather_per_example(ops.convert_to_tensor(self._precisions), sigma_indices, len(noisy.shape))
+        if self.mean:
+            noisy = noisy - self.mean
         return -noisy * precision  # [B, ...]
 
     def get_build_config(self) -> None:
@@ -70,7 +76,7 @@ class GaussianScore(keras.Model):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(std=self.std, sigmas=list(self.sigmas))
+        config.update(std=self.std, sigmas=list(self.sigmas), mean=self.mean)
         return config
 
 

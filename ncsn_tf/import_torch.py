@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from ncsn_tf import configs
+from ncsn_tf import __version__, configs
 from ncsn_tf.configs import Config, ConfigError
 
 PROGRAM = "ncsn-import"
@@ -140,7 +140,7 @@ def _zip_hint(path: str) -> str:
             members = [name for name in archive.namelist() if name.endswith(".pth")]
     except (OSError, zipfile.BadZipFile):
         return ""
-    if not members or any(name.endswith("data.pkl") for name in members):
+    if not members:
         return ""
     shown = ", ".join(members[:3]) + (", ..." if len(members) > 3 else "")
     return f"; it is a zip of checkpoints ({shown}): extract it and pass one .pth file"
@@ -525,19 +525,17 @@ def import_checkpoint(
     model = checkpoints.build_float32_model(config)
     mappings = load_into_model(source.tensors, model, config, config_name, source.dtypes)
     if step is not None:
-        chosen, step_source = step, "--step"
+        chosen, step_source = step, "set with --step"
     elif source.optimizer_step is not None:
-        chosen, step_source = source.optimizer_step, "the step count of the checkpoint's Adam state"
+        chosen, step_source = source.optimizer_step, "the step count of the file's Adam state"
     else:
-        chosen, step_source = 0, "unknown (no optimizer state in the file): 0"
+        chosen, step_source = 0, "unknown, the file has no optimizer state"
     ema_model = None
     if config.training.ema_rate > 0:  # the trainer resumes EMA runs only from checkpoints with EMA weights
         ema_model = checkpoints.build_float32_model(config)
         ema_model.set_weights(model.get_weights())
     optimizer = make_optimizer(config)
     optimizer.build(model.trainable_variables)  # fresh slots, in the trainer's order: resume = fine-tuning
-    import ncsn_tf
-
     parameters = torch_mapping.parameter_count(mappings)
     record = {
         "source": source.path,
@@ -551,7 +549,7 @@ def import_checkpoint(
         "step_source": step_source,
         "optimizer": "not imported: the checkpoint holds a fresh Adam state (resuming = fine-tuning)",
         "config": config_name or config.name,
-        "versions": {"ncsn_tf": ncsn_tf.__version__, "torch": str(_torch().__version__)},
+        "versions": {"ncsn_tf": __version__, "torch": str(_torch().__version__)},
     }
     prefix = _write_workdir(root, config, model, ema_model, optimizer, chosen, record)
     return ImportResult(root, prefix, chosen, step_source, len(mappings), parameters, ema_model is not None, source)
@@ -675,7 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     form = "[model_state_dict, optimizer_state_dict]" if source.wrapped else "a state dict"
     form += ", keys with 'module.'" if source.module_prefix else ""
     print(f"{PROGRAM}: read {result.tensors} tensors ({result.parameters:,} parameters) from {source.path} ({form})")
-    print(f"{PROGRAM}: wrote {result.workdir} (--config {args.config}, checkpoint {os.path.basename(result.checkpoint)}; step from {result.step_source})")
+    print(f"{PROGRAM}: wrote {result.workdir} (--config {args.config}; step {result.step}: {result.step_source})")
     print(f"{PROGRAM}: the optimizer state is not imported: training this workdir further is fine-tuning with a fresh Adam")
     name = os.path.basename(os.path.normpath(result.workdir))
     print(f"next: python -m export {args.workdir} --out exports && ncsn-desktop exports/{name}")

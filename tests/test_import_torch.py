@@ -175,6 +175,20 @@ def test_mapping_pairs_every_reference_tensor_with_one_keras_weight(base, overri
     assert torch_mapping.parameter_count(rows) == _parameters(expected)
 
 
+def test_a_name_walk_that_misses_or_repeats_a_weight_is_caught(monkeypatch):
+    from ncsn_tf import torch_mapping
+    from ncsn_tf.torch_mapping import MappingError, tensor_mappings
+
+    _, model = _mapping_rows(tiny_config())
+    walk = torch_mapping._crp_block
+    monkeypatch.setattr(torch_mapping, "_crp_block", lambda name, block: walk(name, block)[:-1])
+    with pytest.raises(MappingError, match=r"Keras variable refine\d/crp/norm_1/embedding has no reference name"):
+        tensor_mappings(model)
+    monkeypatch.setattr(torch_mapping, "_crp_block", lambda name, block: walk(name, block) + walk(name, block)[:1])
+    with pytest.raises(MappingError, match=r"reference name refine\d\.crp\.convs\.0\.weight is mapped twice"):
+        tensor_mappings(model)
+
+
 def test_mapping_refuses_models_without_a_reference_counterpart():
     from ncsn_tf.checkpoints import build_float32_model
     from ncsn_tf.torch_mapping import MappingError, tensor_mappings

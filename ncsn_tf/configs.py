@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from export_format import safe_json
+from export_format.limits import INT32_MAX
 from ncsn_tf import toy as toy_experiment
 from ncsn_tf.schedule import geometric_sigmas
 
@@ -35,7 +36,7 @@ IMAGE_VALUE_RANGE = (0.0, 1.0)
 # Every integer setting ends up in an int32 tensor (shapes, level indices, batch sizes,
 # step counts of the exported sampler), so each must fit in int32. The seed is the
 # exception: `keras.utils.set_random_seed` passes it to NumPy, which takes [0, 2^32 - 1].
-INT_RANGE = (-(2**31), 2**31 - 1)
+INT_RANGE = (-INT32_MAX - 1, INT32_MAX)
 SEED_RANGE = (0, 2**32 - 1)
 # The noise ladder is float32: its ends must be finite, normal float32 numbers.
 FLOAT32_RANGE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))

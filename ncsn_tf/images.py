@@ -2,7 +2,8 @@
 
 Images are float32 `[B, H, W, C]` in [0, 1] everywhere in ncsn_tf (C = 1 or 3).
 Langevin chains are not clipped, so `to_uint8` clips before it rounds; only the
-displayed images are clipped (PAPER.md, "no clipping of the chain").
+displayed images are clipped (as in the reference code, ermongroup/ncsn, whose
+annealed Langevin loop, Algorithm 1 of Song & Ermon 2019, never clips the chain).
 
 `read_image` / `load_image` are shared with the folder loader in `data.py`: one
 place decides how a file becomes a square, resized, 1- or 3-channel image.

@@ -102,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     package_logger = logging.getLogger("ncsn_tf")
     package_logger.addHandler(handler)
     package_logger.setLevel(logging.INFO)
+    # This handler prints ncsn_tf's records; the root logger must not print them again
+    # (libraries call logging.info() at module level, which gives the root a handler).
+    package_logger.propagate = False
 
     # TensorFlow is imported only now, so argument errors come back instantly.
     from ncsn_tf.checkpoints import CheckpointError, check_workdir_path

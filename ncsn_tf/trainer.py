@@ -52,12 +52,14 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import math
 import operator
 import os
 import shutil
+import sys
 import tempfile
 import time
 from typing import Any
@@ -572,7 +574,7 @@ def train(
         return path
 
     try:
-        with logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("ncsn_tf")]):
+        with logging_redirect_tqdm(loggers=_console_loggers()):
             while current < training.steps:
                 loss, level_sums, level_counts = train_step(iterator)
                 loss_value = float(loss)  # waits for the step
@@ -641,6 +643,19 @@ def train(
     )
 
 
+def _console_loggers() -> list[logging.Logger]:
+    """The loggers (root, ncsn_tf) that print to the console, for tqdm's redirect.
+
+    `logging_redirect_tqdm` adds a handler to every logger it is given; given the root
+    logger without a console handler, every ncsn_tf record would print twice (once by
+    the CLI's handler, once by the root's new one).
+    """
+    def prints(logger: logging.Logger) -> bool:
+        return any(isinstance(h, logging.StreamHandler) and h.stream in (sys.stdout, sys.stderr) for h in logger.handlers)
+
+    return [logger for logger in (logging.root, logging.getLogger("ncsn_tf")) if prints(logger)]
+
+
 def _commit_workdir(config: Config, paths: checkpoints.WorkdirPaths, resumed: str | None) -> None:
     """(Chief, after the first good step) remove save leftovers, make the folders, write config.json, fix the state file.
 
@@ -704,6 +719,7 @@ def _restore_training_state(
         CheckpointError: the checkpoint belongs to another model.
     """
     state = checkpoints.make_checkpoint(model, ema_model=ema_model, optimizer=optimizer, step=step)
+    unreadable = None
     try:
         status = state.restore(prefix)
         status.assert_existing_objects_matched()
@@ -714,7 +730,19 @@ def _restore_training_state(
             "resume with the config in its config.json or use a new --workdir"
         ) from None
     except Exception as error:  # OpError, IndexError: unreadable files
-        raise checkpoints.unreadable_error(prefix, error) from None
+        unreadable = checkpoints.unreadable_error(prefix, error)
+    if unreadable is not None:
+        # The half-done restore has no status to mark partial: dropping it would log three
+        # TF warnings about unrestored values (the iterator, save_counter) beside our one line.
+        tf_logger = tf.get_logger()
+        level = tf_logger.level
+        tf_logger.setLevel(logging.ERROR)
+        try:
+            del state
+            gc.collect()
+        finally:
+            tf_logger.setLevel(level)
+        raise unreadable
     if iterator is None:
         return
     try:

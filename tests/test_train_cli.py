@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,6 +35,10 @@ def _env() -> dict[str, str]:
 
 def _run(*args: str, cwd: str | os.PathLike[str] = REPO, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(_command(*args), cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+# TensorFlow's C++ start-up lines (absl format, or its notice before absl is set up).
+TF_NATIVE_LOG = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl::InitializeLog)")
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -209,6 +214,25 @@ def test_kill_during_the_first_save_then_rerun_resumes_from_it(tmp_path):
         with open(os.path.join(folder, name), "rb") as f:
             assert f.read() == data, name
     assert _latest_step(workdir) == 4 and checkpoints.load_for_inference(workdir)[2] == 4
+
+    # Then a corrupt newest checkpoint and a save's staging folder: each said once, on one
+    # line, and nothing else (no TF warnings about the failed restore, no duplicate records).
+    data_file = os.path.join(folder, "ckpt-4.data-00000-of-00001")
+    size = os.path.getsize(data_file)
+    with open(data_file, "r+b") as f:  # a third of the file: model weights included
+        f.seek(size // 3)
+        f.write(b"\xa5" * (size // 3))
+    os.mkdir(os.path.join(folder, "ckpt-6_temp"))
+    completed = _run(*args[1:], "--steps", "6")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    lines = [line for line in completed.stderr.splitlines() if line.strip() and not TF_NATIVE_LOG.match(line)]
+    resumed = [line for line in lines if "resuming from" in line]
+    assert len(resumed) == 1 and resumed[0].startswith(
+        f"ncsn-train: resuming from {folder}/ckpt-2 (step 2), the newest checkpoint that restores: ckpt-4 does not restore ("
+    ), resumed
+    assert [line for line in lines if "removed" in line] == [f"ncsn-train: removed what an interrupted save left in {workdir}: checkpoints/ckpt-6_temp/"]
+    assert all(line.startswith("ncsn-train: ") for line in lines), lines
+    assert _latest_step(workdir) == 6
 
 
 @pytest.mark.slow  # a CondRefineNetDilated run (minutes on 2 loaded cores); test_data covers the stream in-process

@@ -8,6 +8,12 @@ A workdir (DESIGN.md) is::
       samples/        # PNG grids
       logs/           # TensorBoard event files
 
+Which checkpoints a workdir holds is decided by listing `checkpoints/` (every
+`ckpt-N.index`), not by trusting the manager's `checkpoint` state file alone: a
+kill between a save and the state update, a deleted state file or a deleted
+checkpoint make the two disagree, and the trainer then resumes from the newest
+checkpoint that restores (`list_checkpoints`, `read_state`, `repair_state`).
+
 A checkpoint holds `model` and (when EMA is on) `ema_model` weights, the
 `optimizer`, the `step` (int64) and, where possible, the data `iterator`.
 
@@ -25,8 +31,12 @@ through `make_checkpoint` / `load_for_inference` instead of building a
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
+import shutil
+import time
+import uuid
 from typing import Any
 
 import keras
@@ -40,6 +50,7 @@ CHECKPOINTS_DIR = "checkpoints"
 SAMPLES_DIR = "samples"
 LOGS_DIR = "logs"
 CHECKPOINT_PREFIX = "ckpt"  # CheckpointManager names checkpoints ckpt-<step>
+STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's list of its checkpoints, in checkpoints/
 
 MODEL_KEY = "model"
 EMA_KEY = "ema_model"
@@ -48,8 +59,33 @@ STEP_KEY = "step"
 ITERATOR_KEY = "iterator"
 
 
+_INDEX_FILE = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)\.index$")
+_DATA_FILE = re.compile(rf"^({CHECKPOINT_PREFIX}-\d+)\.data-\d{{5}}-of-\d{{5}}$")
+# What a save killed midway leaves behind (names as TensorFlow 2.21 writes them):
+# the sharded save stages its files in `<prefix>_temp/` and merges them into
+# `<prefix>.index/.data-*` (TF documents the staging folder of a failed save as safe
+# to remove); the state file is written to `checkpoint.tmp<uuid4 hex>` and renamed.
+_SAVE_STAGING_DIR = re.compile(rf"^{CHECKPOINT_PREFIX}-\d+_temp$")
+_STATE_TEMP_FILE = re.compile(rf"^{STATE_FILE}\.tmp[0-9a-f]{{32}}$")
+_CONFIG_TEMP_FILE = CONFIG_FILE + ".tmp"  # write_config's temporary file
+
+logger = logging.getLogger(__name__)
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint or workdir is missing, corrupt or does not match; the message says what to do."""
+
+
+class UnreadableCheckpointError(CheckpointError):
+    """A checkpoint's files are missing, truncated or corrupt (as opposed to belonging to another model).
+
+    Attributes:
+        reason: the underlying error in one short line (e.g. TF's "Checksum does not match ...").
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +109,34 @@ def workdir_paths(workdir: str | os.PathLike[str]) -> WorkdirPaths:
         samples=os.path.join(root, SAMPLES_DIR),
         logs=os.path.join(root, LOGS_DIR),
     )
+
+
+def check_workdir_path(workdir: str | os.PathLike[str]) -> WorkdirPaths:
+    """The workdir's paths, after checking that a training run can use (or create) them.
+
+    Nothing is created. Checked: the workdir and its parts are folders (or absent) and
+    `config.json` is a file (or absent), and the nearest existing folder above a new
+    workdir is writable.
+
+    Raises:
+        CheckpointError: a file where a folder must be (or the reverse), or no write access.
+    """
+    paths = workdir_paths(workdir)
+    if os.path.exists(paths.root) and not os.path.isdir(paths.root):
+        raise CheckpointError(f"workdir {paths.root} is a file, not a folder; pass a new folder or a training workdir as --workdir")
+    for folder in (paths.checkpoints, paths.samples, paths.logs):
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise CheckpointError(f"{folder} is a file, but the workdir needs a folder there; move it away or use a new --workdir")
+    if os.path.exists(paths.config) and not os.path.isfile(paths.config):
+        raise CheckpointError(f"{paths.config} is not a file; move it away or use a new --workdir")
+    existing = paths.root
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise CheckpointError(f"cannot create workdir {paths.root}: {existing} is a file, not a folder; pass another --workdir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CheckpointError(f"cannot write into {existing}; pass a --workdir you can write to")
+    return paths
 
 
 # ---------------------------------------------------------------------------
@@ -135,12 +199,146 @@ def make_checkpoint(
 # ---------------------------------------------------------------------------
 
 
-def latest_checkpoint(checkpoints_dir: str | os.PathLike[str]) -> str | None:
-    """Prefix of the newest checkpoint in `checkpoints_dir` (`.../ckpt-12`), or None."""
-    checkpoints_dir = os.fspath(checkpoints_dir)
+def checkpoint_number(prefix: str | os.PathLike[str]) -> int:
+    """N of a prefix `.../ckpt-N` (the training step it was saved at)."""
+    match = re.fullmatch(rf"{CHECKPOINT_PREFIX}-(\d+)", os.path.basename(os.fspath(prefix)))
+    if match is None:
+        raise CheckpointError(f"{os.fspath(prefix)} is not a checkpoint prefix of the form .../{CHECKPOINT_PREFIX}-N")
+    return int(match.group(1))
+
+
+def list_checkpoints(checkpoints_dir: str | os.PathLike[str]) -> list[str]:
+    """Prefixes of every checkpoint in the folder (a `ckpt-N.index` file), oldest (smallest N) first.
+
+    The folder is listed; the `checkpoint` state file is not consulted, so a missing
+    or stale state file hides nothing. Whether each one restores is not checked.
+    """
+    checkpoints_dir = os.path.abspath(os.fspath(checkpoints_dir))
     if not os.path.isdir(checkpoints_dir):
-        return None
-    return tf.train.latest_checkpoint(checkpoints_dir)
+        return []
+    numbers = sorted(int(m.group(1)) for name in os.listdir(checkpoints_dir) if (m := _INDEX_FILE.match(name)))
+    return [os.path.join(checkpoints_dir, f"{CHECKPOINT_PREFIX}-{n}") for n in numbers]
+
+
+def latest_checkpoint(checkpoints_dir: str | os.PathLike[str]) -> str | None:
+    """Prefix of the newest checkpoint in `checkpoints_dir` (`.../ckpt-12`, the largest N), or None."""
+    found = list_checkpoints(checkpoints_dir)
+    return found[-1] if found else None
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointState:
+    """What the manager's `checkpoint` state file says, and whether it can be used.
+
+    Attributes:
+        latest: absolute prefix the file names as the latest checkpoint, or None.
+        listed: absolute prefixes the file lists (the manager rotates these), oldest first.
+        problem: None when the file is readable and names a checkpoint, else why not
+            ("is missing", "is unreadable").
+    """
+
+    latest: str | None
+    listed: tuple[str, ...]
+    problem: str | None
+
+
+def read_state(checkpoints_dir: str | os.PathLike[str]) -> CheckpointState:
+    """Read the `checkpoint` state file of `checkpoints_dir` (never raises for a bad file)."""
+    checkpoints_dir = os.path.abspath(os.fspath(checkpoints_dir))
+    if not os.path.isfile(os.path.join(checkpoints_dir, STATE_FILE)):
+        return CheckpointState(None, (), "is missing")
+    tf_logger = tf.get_logger()
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)  # get_checkpoint_state logs two warnings for an unparsable file
+    try:
+        state = tf.train.get_checkpoint_state(checkpoints_dir)
+    except (ValueError, tf.errors.OpError):  # ValueError: parses but names no checkpoint
+        state = None
+    finally:
+        tf_logger.setLevel(level)
+    if state is None:
+        return CheckpointState(None, (), "is unreadable")
+    listed = tuple(os.path.abspath(p) for p in state.all_model_checkpoint_paths)
+    return CheckpointState(os.path.abspath(state.model_checkpoint_path), listed, None)
+
+
+def repair_state(checkpoints_dir: str | os.PathLike[str], latest: str) -> str:
+    """Rewrite the state file so that the manager sees every checkpoint in the folder, `latest` last.
+
+    `tf.train.CheckpointManager` rotates only the checkpoints its state file lists:
+    one it does not know is never deleted (kept forever), one listed but absent is
+    harmless, and a wrong `latest` misleads every other reader. After a
+    disagreement the list is rebuilt from the folder: checkpoints newer than
+    `latest` (they did not restore) first, so rotation removes them first, then the
+    older ones by step, then `latest`. Nothing is deleted here; the manager rotates
+    only after its next save is complete. Written atomically (temporary file +
+    rename, the temporary named as TF names its own, so `remove_save_leftovers`
+    knows it).
+
+    Returns:
+        The path of the state file.
+    """
+    checkpoints_dir = os.path.abspath(os.fspath(checkpoints_dir))
+    found = list_checkpoints(checkpoints_dir)
+    step = checkpoint_number(latest)
+    newer = [p for p in found if checkpoint_number(p) > step]
+    older = [p for p in found if checkpoint_number(p) < step]
+    ordered = [*newer, *older, os.path.join(checkpoints_dir, f"{CHECKPOINT_PREFIX}-{step}")]
+    # The manager keeps only entries younger than last_preserved_timestamp (0 here), so every
+    # entry needs a real timestamp: the index file's modification time.
+    timestamps = [_modified(p + ".index") for p in ordered]
+    proto = tf.compat.v1.train.generate_checkpoint_state_proto(
+        checkpoints_dir,
+        os.path.basename(ordered[-1]),
+        all_model_checkpoint_paths=[os.path.basename(p) for p in ordered],  # relative: the workdir may move
+        all_model_checkpoint_timestamps=timestamps,
+        last_preserved_timestamp=0.0,
+    )
+    path = os.path.join(checkpoints_dir, STATE_FILE)
+    temporary = f"{path}.tmp{uuid.uuid4().hex}"
+    with open(temporary, "w", encoding="utf-8") as f:
+        f.write(str(proto))  # the text format get_checkpoint_state parses
+    os.replace(temporary, path)
+    return path
+
+
+def _modified(path: str) -> float:
+    try:
+        return min(os.path.getmtime(path), time.time())
+    except OSError:  # absent (a checkpoint listed but gone): any positive time will do
+        return time.time()
+
+
+def remove_save_leftovers(workdir: str | os.PathLike[str]) -> list[str]:
+    """Delete what a kill during a save left in the workdir; returns the names removed.
+
+    Removed: `checkpoints/ckpt-N_temp/` (a sharded save's staging folder),
+    `checkpoints/checkpoint.tmp<hex>` (a state file never renamed into place),
+    `checkpoints/ckpt-N.data-*` without its `ckpt-N.index` (a merge killed before the
+    index was written, or a rotation killed between its two deletions: TF cannot read
+    a data file without its index), and `config.json.tmp`. Never a checkpoint that has
+    an index file. Call it only while no other process saves into this workdir (the
+    trainer's chief, before its first save).
+    """
+    paths = workdir_paths(workdir)
+    removed = []
+    if os.path.isfile(os.path.join(paths.root, _CONFIG_TEMP_FILE)):
+        os.remove(os.path.join(paths.root, _CONFIG_TEMP_FILE))
+        removed.append(_CONFIG_TEMP_FILE)
+    if not os.path.isdir(paths.checkpoints):
+        return removed
+    names = sorted(os.listdir(paths.checkpoints))
+    indexed = {m.group(0)[: -len(".index")] for name in names if (m := _INDEX_FILE.match(name))}
+    for name in names:
+        full = os.path.join(paths.checkpoints, name)
+        data = _DATA_FILE.match(name)
+        if _SAVE_STAGING_DIR.match(name) and os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full)
+            removed.append(f"{CHECKPOINTS_DIR}/{name}/")
+        elif (_STATE_TEMP_FILE.match(name) or (data and data.group(1) not in indexed)) and os.path.isfile(full):
+            os.remove(full)
+            removed.append(f"{CHECKPOINTS_DIR}/{name}")
+    return removed
 
 
 def resolve_checkpoint(path: str | os.PathLike[str]) -> tuple[str, str]:
@@ -172,12 +370,35 @@ def _list_variables(prefix: str) -> dict[str, list[int]]:
     try:
         return dict(tf.train.list_variables(prefix))
     except Exception as error:  # OpError, IndexError ("Parsed past limit"), ...: all mean unreadable
-        raise CheckpointError(f"checkpoint {prefix} is unreadable or corrupt ({_first_line(error)}); delete it to fall back to an older one, or retrain") from None
+        raise unreadable_error(prefix, error) from None
 
 
-def _first_line(error: BaseException) -> str:
+def error_summary(error: BaseException) -> str:
+    """The first line of an error's text, without TF's `{{function_node ...}}` and `[Op:...]` wrapping."""
     text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    line = text[0] if text else type(error).__name__
+    line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", line)
+    return re.sub(r"\s*\[Op:\w+\]$", "", line)
+
+
+def unreadable_error(prefix: str, error: BaseException) -> UnreadableCheckpointError:
+    """The error for a checkpoint whose files cannot be read by `error`, saying what to do instead."""
+    directory = os.path.dirname(prefix)
+    older = [p for p in list_checkpoints(directory) if checkpoint_number(p) < _number_or_zero(prefix)]
+    instead = f"pass an older checkpoint such as {older[-1]}" if older else "no older checkpoint is there"
+    reason = error_summary(error)
+    return UnreadableCheckpointError(
+        f"checkpoint {prefix} is unreadable or corrupt ({reason}); {instead}, "
+        "or rerun training on the workdir, which resumes from the newest checkpoint that restores",
+        reason,
+    )
+
+
+def _number_or_zero(prefix: str) -> int:
+    try:
+        return checkpoint_number(prefix)
+    except CheckpointError:
+        return 0
 
 
 def _model_variable_count(variables: dict[str, list[int]], key: str) -> int:
@@ -199,7 +420,7 @@ def checkpoint_step(prefix: str) -> int:
     try:
         return int(tf.train.load_variable(prefix, name))
     except Exception as error:  # OpError, IndexError ("Parsed past limit"), ...: all mean unreadable
-        raise CheckpointError(f"checkpoint {prefix} is unreadable or corrupt ({_first_line(error)}); delete it to fall back to an older one, or retrain") from None
+        raise unreadable_error(prefix, error) from None
 
 
 def restore_model_weights(model: keras.Model, prefix: str, *, key: str = MODEL_KEY) -> None:
@@ -225,11 +446,11 @@ def restore_model_weights(model: keras.Model, prefix: str, *, key: str = MODEL_K
         status.expect_partial()  # optimizer / iterator / the other weights are not wanted here
     except (ValueError, AssertionError) as error:
         raise CheckpointError(
-            f"checkpoint {prefix} does not match the model built from config.json ({_first_line(error)}); "
+            f"checkpoint {prefix} does not match the model built from config.json ({error_summary(error)}); "
             "the checkpoint belongs to a different model configuration: use its own config.json"
         ) from None
     except Exception as error:  # OpError, IndexError ("Parsed past limit"), ...: all mean unreadable
-        raise CheckpointError(f"checkpoint {prefix} is unreadable or corrupt ({_first_line(error)}); delete it to fall back to an older one, or retrain") from None
+        raise unreadable_error(prefix, error) from None
 
 
 # ---------------------------------------------------------------------------
@@ -253,11 +474,18 @@ def read_config(workdir: str | os.PathLike[str]) -> Config:
 
 
 def write_config(workdir: str | os.PathLike[str], config: Config) -> str:
-    """Write `config.json` into the workdir (atomically); returns its path."""
+    """Write `config.json` into the workdir atomically; returns its path.
+
+    The JSON goes to `config.json.tmp`, is flushed to disk, then renamed over
+    `config.json`: a reader (or a kill at any moment) sees the old file or the new
+    one, never a part.
+    """
     path = workdir_paths(workdir).config
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = path + ".tmp"
+    temporary = os.path.join(os.path.dirname(path), _CONFIG_TEMP_FILE)
     configs.save_json(config, temporary)
+    with open(temporary, "rb") as f:
+        os.fsync(f.fileno())
     os.replace(temporary, path)
     return path
 
@@ -350,12 +578,15 @@ def load_for_inference(path: str | os.PathLike[str], use_ema: bool = True) -> tu
             weights); ignored when there are none.
 
     Returns:
-        (config, model, step): the model is built before restoring (PITFALLS.md) in
-        float32 even when trained in mixed_bfloat16 (the variables are float32 anyway).
+        (config, model, step): the model is built before restoring (restoring into an
+        unbuilt subclassed model silently creates duplicate variables) in float32 even
+        when trained in mixed_bfloat16 (the variables are float32 anyway).
 
     Raises:
-        CheckpointError: missing workdir/config.json/checkpoint, corrupt files, or a
-            checkpoint that does not match the model config.json describes.
+        CheckpointError: missing workdir/config.json/checkpoint, or a checkpoint that
+            does not match the model config.json describes.
+        UnreadableCheckpointError: corrupt or truncated checkpoint files (a
+            CheckpointError; the message names an older checkpoint to pass instead).
     """
     workdir, prefix = resolve_checkpoint(path)
     config = read_config(workdir)

@@ -13,6 +13,8 @@ released code ermongroup/ncsn.
 from __future__ import annotations
 
 import dataclasses
+import decimal
+import functools
 import json
 import math
 import os
@@ -23,11 +25,24 @@ from typing import Any
 
 import numpy as np
 
+from export_format import safe_json
+from export_format.limits import INT32_MAX
 from ncsn_tf import toy as toy_experiment
 from ncsn_tf.schedule import geometric_sigmas
 
 # Images are in [0, 1] (the network maps them to 2x - 1 itself); chains start uniform there.
 IMAGE_VALUE_RANGE = (0.0, 1.0)
+
+# Every integer setting ends up in an int32 tensor (shapes, level indices, batch sizes,
+# step counts of the exported sampler), so each must fit in int32. The seed is the
+# exception: `keras.utils.set_random_seed` passes it to NumPy, which takes [0, 2^32 - 1].
+INT_RANGE = (-INT32_MAX - 1, INT32_MAX)
+SEED_RANGE = (0, 2**32 - 1)
+# The noise ladder is float32: its ends must be finite, normal float32 numbers.
+FLOAT32_RANGE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
+# config.json is about 1.5 KB; a bound far above it (safe_json refuses more, and deeper
+# nesting than safe_json.MAX_DEPTH) keeps a hostile file from costing memory or recursion.
+CONFIG_MAX_BYTES = 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -43,7 +58,7 @@ class DataConfig:
     path: str = ""  # folder of images when dataset == "folder"
     data_dir: str = ""  # TFDS data_dir; "" = TFDS default (~/tensorflow_datasets)
     split: str = "train"
-    image_size: int = 8  # square side after crop/resize; ignored for "toy"
+    image_size: int = 8  # square side after crop/resize, even and >= 2 (see validate); ignored for "toy"
     channels: int = 1  # 1 = grayscale, 3 = RGB; ignored for "toy"
     center_crop: int = 0  # crop side before resizing; 0 = none (CelebA: 140)
     random_flip: bool = False  # horizontal flips (reference: CIFAR-10, CelebA)
@@ -99,7 +114,7 @@ class TrainingConfig:
     keep_checkpoints: int = 3  # how many recent checkpoints CheckpointManager keeps
     log_every: int = 100  # steps between TensorBoard scalars / progress updates
     sample_every: int = 0  # steps between sample grids; 0 = only at the end
-    seed: int = 0  # seeds weights, data order and noise
+    seed: int = 0  # seeds weights, data order and noise; in [0, 2^32 - 1] (NumPy's seed range)
     precision: str = "float32"  # "float32" or "mixed_bfloat16"
     strategy: str = "auto"  # auto | default | mirrored | multi_worker | tpu
 
@@ -237,9 +252,27 @@ def get_config(name: str) -> Config:
 # ---------------------------------------------------------------------------
 
 
+@functools.cache
 def _field_types(section_cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(section_cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+def _parse_int(text: str, key: str) -> int:
+    """An integer from text, exactly: "1_000", "1e3" and "1000.0" are 1000; "1.5" is an error.
+
+    Decimal (not float) keeps every digit, so "12345678901234567" or "1.2345678901234567e16"
+    is never rounded to a neighbouring integer.
+    """
+    try:
+        number = decimal.Decimal(text.strip())
+    except decimal.InvalidOperation:
+        raise ConfigError(f"{key}: expected an integer, got {text!r}") from None
+    if number.is_finite() and number.adjusted() >= 19:  # >= 1e19: refused before any huge integer is built
+        raise ConfigError(f"{key}: {text!r} is not an integer that fits in 32 bits")
+    if not number.is_finite() or number != number.to_integral_value():
+        raise ConfigError(f"{key}: expected an integer, got {text!r}")
+    return int(number)
 
 
 def _parse_value(text: str, kind: Any, key: str) -> Any:
@@ -251,16 +284,7 @@ def _parse_value(text: str, kind: Any, key: str) -> Any:
             return False
         raise ConfigError(f"{key}: expected true/false, got {text!r}")
     if kind is int:
-        try:
-            return int(text.replace("_", ""))
-        except ValueError:
-            try:
-                as_float = float(text)
-            except ValueError:
-                as_float = None
-            if as_float is not None and as_float.is_integer():
-                return int(as_float)
-            raise ConfigError(f"{key}: expected an integer, got {text!r}") from None
+        return _parse_int(text, key)
     if kind is float:
         try:
             value = float(text)
@@ -304,15 +328,65 @@ def _check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_types(config: Config) -> None:
+    """Every field holds its declared type: int (never bool), float (or int, finite), bool, str.
+
+    This is what keeps the Python API as strict as the command line: `steps=1.5`,
+    `random_flip="no"` or `sigma_max=float("inf")` are errors, never coerced.
+    """
+    _check(isinstance(config, Config), f"expected a Config, got {type(config).__name__}")
+    _check(isinstance(config.name, str), f"name must be a string, got {_short(config.name)}")
+    for section in _SECTIONS:
+        values = getattr(config, section)
+        cls = type(getattr(Config(), section))
+        _check(isinstance(values, cls), f"config section {section!r} must be a {cls.__name__}, got {type(values).__name__}")
+        for key, kind in _field_types(cls).items():
+            value, dotted = getattr(values, key), f"{section}.{key}"
+            if kind is bool:
+                _check(isinstance(value, bool), f"{dotted}: expected true or false, got {_short(value)}")
+            elif kind is int:
+                low, high = SEED_RANGE if dotted == "training.seed" else INT_RANGE
+                _check(isinstance(value, int) and not isinstance(value, bool), f"{dotted}: expected an integer, got {_short(value)}")
+                _check(low <= value <= high, f"{dotted} must be an integer in [{low}, {high}], got {value}")
+            elif kind is float:
+                _check(isinstance(value, int | float) and not isinstance(value, bool), f"{dotted}: expected a number, got {_short(value)}")
+                _check(_is_finite(value), f"{dotted}: expected a finite number, got {_short(value)}")
+            elif kind is str:
+                _check(isinstance(value, str), f"{dotted}: expected a string, got {_short(value)}")
+
+
+def _is_finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def validate(config: Config) -> Config:
-    """Check every value; return the config unchanged or raise ConfigError."""
+    """Check every value; return the config unchanged or raise ConfigError.
+
+    Types first (see `_check_types`; integers in int32, the seed in [0, 2^32 - 1],
+    floats finite), then each setting's own range.
+    """
+    _check_types(config)
     d, m, n, t, s = config.data, config.model, config.noise, config.training, config.sampling
     _check(
         d.dataset in DATASET_NAMES or d.dataset.startswith("tfds:"),
         f"data.dataset={d.dataset!r} is unknown; use one of {', '.join(DATASET_NAMES)} or tfds:<name>",
     )
     _check(d.dataset != "folder" or bool(d.path), "data.dataset=folder needs data.path=<folder of images>")
-    _check(d.image_size > 0, f"data.image_size must be positive, got {d.image_size}")
+    # CondRefineNetDilated halves H and W once (a 2x2 mean pool in res2) and has no
+    # odd-size padding path, so sides must be even; 2 is the smallest that builds and
+    # trains (probed: every even side from 2 up works, every odd side fails).
+    _check(
+        d.dataset == "toy" or (d.image_size >= 2 and d.image_size % 2 == 0),
+        f"data.image_size must be an even number >= 2 (the network halves the image once), got {d.image_size}",
+    )
     _check(d.channels in (1, 3), f"data.channels must be 1 or 3, got {d.channels}")
     _check(d.center_crop >= 0, f"data.center_crop must be >= 0, got {d.center_crop}")
     _check(d.shuffle_buffer >= 0, f"data.shuffle_buffer must be >= 0, got {d.shuffle_buffer}")
@@ -323,6 +397,11 @@ def validate(config: Config) -> Config:
     )
     _check(m.ngf > 0 and m.mlp_hidden > 0 and m.mlp_layers > 0, "model.ngf, model.mlp_hidden and model.mlp_layers must be positive")
     _check(n.sigma_min > 0, f"noise.sigma_min must be positive, got {n.sigma_min}")
+    _check(
+        FLOAT32_RANGE[0] <= n.sigma_min and n.sigma_max <= FLOAT32_RANGE[1],
+        f"noise.sigma_min and noise.sigma_max must be float32 numbers in [{FLOAT32_RANGE[0]:.3g}, {FLOAT32_RANGE[1]:.3g}], "
+        f"got {n.sigma_min} and {n.sigma_max}",
+    )
     _check(n.num_levels >= 1, f"noise.num_levels must be >= 1, got {n.num_levels}")
     _check(
         n.sigma_max > n.sigma_min or (n.num_levels == 1 and n.sigma_max == n.sigma_min),
@@ -332,6 +411,7 @@ def validate(config: Config) -> Config:
     _check(t.steps >= 0, f"training.steps must be >= 0, got {t.steps}")
     _check(t.learning_rate > 0, f"training.learning_rate must be positive, got {t.learning_rate}")
     _check(0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, "training.beta1 and training.beta2 must be in [0, 1)")
+    _check(t.adam_epsilon > 0, f"training.adam_epsilon must be positive, got {t.adam_epsilon}")
     _check(0 <= t.ema_rate < 1, f"training.ema_rate must be in [0, 1) (0 = off), got {t.ema_rate}")
     _check(t.checkpoint_every > 0, f"training.checkpoint_every must be positive, got {t.checkpoint_every}")
     _check(t.keep_checkpoints > 0, f"training.keep_checkpoints must be positive, got {t.keep_checkpoints}")
@@ -355,6 +435,9 @@ def from_dict(values: dict[str, Any]) -> Config:
     """Rebuild a Config from `to_dict` output; unknown keys are errors."""
     if not isinstance(values, dict):
         raise ConfigError("config must be a JSON object")
+    name = values.get("name", "default")
+    if not isinstance(name, str):
+        raise ConfigError(f"config name must be a string, got {_short(name)}")
     unknown = set(values) - {"name", *_SECTIONS}
     if unknown:
         raise ConfigError(f"unknown config section(s) {sorted(unknown)}; sections: name, {', '.join(_SECTIONS)}")
@@ -372,30 +455,41 @@ def from_dict(values: dict[str, Any]) -> Config:
         for key, value in given.items():
             kind = types[key]
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
+                try:
+                    value = float(value)
+                except OverflowError:  # an integer literal hundreds of digits long
+                    raise ConfigError(f"{section}.{key}: {_short(value)} is too large for a number") from None
             # bool is a subclass of int in Python: `"steps": true` must not pass as 1.
             wrong_bool = isinstance(value, bool) and kind is not bool
             if kind in (int, float, bool, str) and (wrong_bool or not isinstance(value, kind)):
-                raise ConfigError(f"{section}.{key}: expected {kind.__name__}, got {value!r}")
+                raise ConfigError(f"{section}.{key}: expected {kind.__name__}, got {_short(value)}")
             parsed[key] = value
         sections[section] = cls(**parsed)
-    return validate(Config(name=values.get("name", "default"), **sections))
+    return validate(Config(name=name, **sections))
 
 
 def save_json(config: Config, path: str | os.PathLike[str]) -> None:
-    """Write the config as indented JSON (the `config.json` beside checkpoints)."""
+    """Write the config as indented JSON (the `config.json` beside checkpoints).
+
+    This writes `path` in place; `ncsn_tf.checkpoints.write_config` is the atomic
+    (temporary file + rename) writer for workdirs.
+    """
     with open(path, "w", encoding="utf-8") as f:
         json.dump(to_dict(config), f, indent=2, sort_keys=True)
         f.write("\n")
 
 
 def load_json(path: str | os.PathLike[str]) -> Config:
-    """Read a `config.json`; a missing or malformed file is a ConfigError."""
+    """Read a `config.json` with the bounded JSON reader (`export_format.safe_json`).
+
+    Raises:
+        ConfigError: a missing file, one larger than CONFIG_MAX_BYTES or nested deeper
+            than `safe_json.MAX_DEPTH`, invalid JSON, or an invalid config.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            values = json.load(f)
+        values = safe_json.load(path, max_bytes=CONFIG_MAX_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"no config file at {os.fspath(path)}; is this a training workdir?") from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{os.fspath(path)} is not valid JSON ({error}); restore it or start a new workdir") from None
+    except safe_json.JsonLimitError as error:
+        raise ConfigError(f"{error}; restore it or start a new workdir") from None
     return from_dict(values)

@@ -8,8 +8,9 @@ Sources (`config.data.dataset`):
 - "mnist", "cifar10", "celeba" (TFDS `celeb_a`) and "tfds:<name>" (any TFDS dataset
   with an `image` feature), read from prepared TFDS data only (`download=False`).
 - "folder": PNG / JPEG / BMP files under `config.data.path` (recursively), streamed by
-  file name, so folders larger than memory work; unreadable files are skipped and
-  reported by name (a `logging` warning).
+  file name, so folders larger than memory work; unreadable files (corrupt, not an
+  image, or more than `images.MAX_IMAGE_PIXELS` pixels, such as decompression bombs)
+  are skipped and reported by name (a `logging` warning).
 
 Reference preprocessing (Song & Ermon 2019; ermongroup/ncsn): images in [0, 1];
 channels converted to `config.data.channels`; a central square crop
@@ -470,17 +471,8 @@ def _with_data_sharding(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
     Generated and in-memory sources have no files, and small TFDS datasets have
     fewer files than workers; with DATA every worker runs the same seeded pipeline
-    and keeps its share of the batches (PITFALLS.md).
+    and keeps its share of the batches.
     """
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
-
-
-def dataset_size(config: Config, split: str | None = None) -> int | None:
-    """Number of examples in a split when it is known without reading the data (digits), else None."""
-    split = config.data.split if split is None else split
-    if config.data.dataset == "digits":
-        return len(digits_arrays(split)[1])
-    return None
-

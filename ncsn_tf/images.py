@@ -20,6 +20,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Files the folder loader picks up (compared lower-case).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
+# The most pixels (width x height) `read_image` decodes: PIL's own decompression-bomb
+# threshold as shipped (Image.MAX_IMAGE_PIXELS = 1024 * 1024 * 1024 // 4 // 3, about
+# 0.25 GiB decoded as 24-bit RGB; a 24-megapixel photo is far below it), fixed here so
+# that a program changing PIL's global cannot lift it. PIL itself only warns between
+# 1x and 2x this and raises DecompressionBombError above; files above it are refused
+# here from the header alone, before anything is decoded.
+MAX_IMAGE_PIXELS = 89_478_485
+
 # Downscaling filter: bilinear with PIL's antialiasing, like the reference's
 # torchvision `Resize` (and `tf.image.resize(..., antialias=True)` in data.py).
 RESAMPLE = Image.Resampling.BILINEAR
@@ -158,7 +166,8 @@ def read_image(
 ) -> np.ndarray:
     """Decode one PNG / JPEG / BMP file into a square uint8 image.
 
-    Steps: decode (EXIF orientation applied), convert to grayscale or RGB
+    Steps: refuse files larger than MAX_IMAGE_PIXELS (header only, nothing decoded),
+    decode (EXIF orientation applied), convert to grayscale or RGB
     (transparency composited over white), crop the central square
     (`center_crop` x `center_crop` if set, else the largest square), resize to
     `image_size` x `image_size` (bilinear, antialiased) if needed.
@@ -173,8 +182,8 @@ def read_image(
         uint8 array [image_size, image_size, channels] in [0, 255].
 
     Raises:
-        UnreadableImageError: the file is missing, corrupt, not an image, or smaller
-            than `center_crop`.
+        UnreadableImageError: the file is missing, corrupt, not an image, larger than
+            MAX_IMAGE_PIXELS (a decompression bomb, e.g.), or smaller than `center_crop`.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
@@ -183,9 +192,19 @@ def read_image(
     name = os.fspath(path)
     try:
         with Image.open(name) as opened:
+            width, height = opened.size  # from the header; nothing is decoded yet
+            if width * height > MAX_IMAGE_PIXELS:
+                raise UnreadableImageError(
+                    f"image {name} is too large to decode safely ({width}x{height} = {width * height:,} pixels, "
+                    f"more than {MAX_IMAGE_PIXELS:,}: a decompression bomb?); shrink it or remove it"
+                )
             opened.load()  # decode now: truncated / corrupt data fails here, not later
             picture = ImageOps.exif_transpose(opened)
             picture = _to_mode(picture, channels)
+    except UnreadableImageError:  # the size check above (a ValueError, so before the next clause)
+        raise
+    except Image.DecompressionBombError as error:  # Image.open refuses > 2x PIL's limit by itself
+        raise UnreadableImageError(f"image {name} is too large to decode safely ({error}); shrink it or remove it") from None
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
         # OSError covers missing files, truncated data and decoder errors;
         # PIL raises SyntaxError / ValueError for some malformed headers.

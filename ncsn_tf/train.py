@@ -1,7 +1,8 @@
 """`python -m ncsn_tf.train` / `ncsn-train`: train a score network (thin CLI over `trainer.train`).
 
 With no arguments it trains the embedded default (`digits`) into `runs/digits`.
-Rerunning the same command resumes from the latest checkpoint. Examples::
+Rerunning the same command resumes from the newest checkpoint that restores; the
+workdir is not changed until the first step succeeded. Examples::
 
     python -m ncsn_tf.train
     python -m ncsn_tf.train --config toy --steps 2000
@@ -101,12 +102,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     package_logger = logging.getLogger("ncsn_tf")
     package_logger.addHandler(handler)
     package_logger.setLevel(logging.INFO)
+    # This handler prints ncsn_tf's records; the root logger must not print them again
+    # (libraries call logging.info() at module level, which gives the root a handler).
+    package_logger.propagate = False
 
     # TensorFlow is imported only now, so argument errors come back instantly.
-    from ncsn_tf.checkpoints import CheckpointError
+    from ncsn_tf.checkpoints import CheckpointError, check_workdir_path
     from ncsn_tf.data import DataError
     from ncsn_tf.trainer import NonFiniteLossError, TrainingError, train
 
+    try:
+        check_workdir_path(workdir)  # (train checks again) before the first log line: a bad --workdir is one line
+    except CheckpointError as error:
+        return fail(str(error), 2)
     package_logger.info("training %s into %s (%d steps)", config.name, os.path.abspath(workdir), config.training.steps)
     try:
         result = train(config, workdir, progress=not args.no_progress)

@@ -3,12 +3,29 @@
 `train(config, workdir)` runs the whole job: pick a distribution strategy, build
 the score model (and its EMA copy) and Adam inside the strategy's scope, feed a
 distributed `tf.data` pipeline to a custom training step run through
-`strategy.run` in a plain `tf.function` (no XLA: slower on CPU and bf16 training
-under XLA fails to compile, PITFALLS.md), and write the workdir of DESIGN.md:
-`config.json`, checkpoints, TensorBoard scalars and sample grids. Rerunning on
-the same workdir resumes from the latest checkpoint and stops at
-`training.steps`. `model.fit` is not used: it fails under
-MultiWorkerMirroredStrategy with Keras 3 (keras#20585).
+`strategy.run` in a plain `tf.function` (no XLA: 28-36% slower on CPU, README
+"Results", and bf16 training under XLA fails to compile), and write the workdir of
+docs/DESIGN.md: `config.json`, checkpoints, TensorBoard scalars and sample grids.
+`model.fit` is not used: it fails under MultiWorkerMirroredStrategy with Keras 3
+(keras#20585).
+
+What a run does to its workdir, in order:
+1. Nothing until the model is built, the newest checkpoint that restores is
+   restored and the first step has run with finite loss and finite new weights: a
+   run that fails before that (bad data, a mismatched or unreadable checkpoint, a
+   NaN at once) leaves the workdir byte for byte as it was.
+2. Then (the chief only): leftovers of a save killed earlier are removed (and
+   named), the folders are made, `config.json` is written atomically and, when the
+   manager's state file disagrees with the checkpoints in the folder, it is rebuilt.
+3. Checkpoints every `training.checkpoint_every` steps, each one after the new
+   weights passed the NaN/Inf check; the manager deletes the oldest beyond
+   `training.keep_checkpoints` only after a newer checkpoint is complete.
+
+Resume: the checkpoints are found by listing `checkpoints/`, and the newest that
+restores is used; when that is not what the state file says (a kill between a save
+and its state update, a deleted state file or checkpoint, a corrupt newest
+checkpoint), one log line says so. Checkpoints that all fail to restore are an
+error, never a fresh start.
 
 Noise for the loss travels with the data: every global batch carries its own
 noise-level indices (uniform per example) and standard-normal noise, drawn
@@ -35,11 +52,14 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import math
+import operator
 import os
 import shutil
+import sys
 import tempfile
 import time
 from typing import Any
@@ -49,9 +69,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from ncsn_tf import checkpoints
+from ncsn_tf import checkpoints, configs
 from ncsn_tf.checkpoints import CheckpointError
-from ncsn_tf.configs import Config
+from ncsn_tf.configs import Config, ConfigError
 from ncsn_tf.losses import denoising_score_matching
 
 logger = logging.getLogger(__name__)
@@ -168,8 +188,8 @@ def _task(strategy: tf.distribute.Strategy) -> tuple[str | None, int, bool]:
 
 
 def _is_trackable(iterator: Any) -> bool:
-    """Whether `tf.train.Checkpoint` can save the iterator (a plain tf.data one; not a DistributedIterator)."""
-    return isinstance(iterator, tf.__internal__.tracking.Trackable)
+    """Whether `tf.train.Checkpoint` can save the iterator: a plain `tf.data.Iterator`, not a DistributedIterator."""
+    return isinstance(iterator, tf.data.Iterator) and not isinstance(iterator, tf.distribute.DistributedIterator)
 
 
 # ---------------------------------------------------------------------------
@@ -291,8 +311,15 @@ class _CheckpointWriter:
             checkpoint, self.directory, max_to_keep=keep, checkpoint_name=checkpoints.CHECKPOINT_PREFIX
         )
 
-    def save(self, step: int) -> str | None:
-        path = self.manager.save(checkpoint_number=step)  # every worker saves (collective ops)
+    def save(self, step: int, previous: str | None) -> str | None:
+        try:
+            path = self.manager.save(checkpoint_number=step)  # every worker saves (collective ops)
+        except tf.errors.OpError as error:  # disk full, folder removed, ...
+            keep = f"{previous} is the last complete checkpoint" if previous else "no checkpoint was completed"
+            raise CheckpointError(
+                f"saving the checkpoint of step {step} into {self.directory} failed ({checkpoints.error_summary(error)}); "
+                f"{keep}; free space or fix the folder and rerun to resume"
+            ) from None
         if not self.is_chief:
             shutil.rmtree(self.directory, ignore_errors=True)
             return None
@@ -311,11 +338,54 @@ def _check_workdir(config: Config, paths: checkpoints.WorkdirPaths) -> None:
         raise CheckpointError(f"{paths.checkpoints} has checkpoints but {paths.config} is missing; restore it or use a new --workdir")
 
 
-def _init_workdir(config: Config, paths: checkpoints.WorkdirPaths) -> None:
-    """(Chief) create the workdir's folders and write config.json (the new run settings)."""
-    for folder in (paths.checkpoints, paths.samples, paths.logs):
-        os.makedirs(folder, exist_ok=True)
-    checkpoints.write_config(paths.root, config)
+def _resume(paths: checkpoints.WorkdirPaths, restore: Any) -> tuple[str | None, str | None]:
+    """Restore the newest checkpoint in the folder that restores.
+
+    Args:
+        paths: the workdir.
+        restore: `restore(prefix)` restores the training state, raising
+            UnreadableCheckpointError for unreadable files (the next older one is
+            tried) or CheckpointError for a checkpoint of another model (raised).
+
+    Returns:
+        (prefix restored or None for a fresh start, the note to log when the state
+        file or a newer checkpoint disagreed with what was restored, else None).
+
+    Raises:
+        CheckpointError: there are checkpoints but none restores, or the state file
+            names checkpoints none of which is left (never a silent fresh start).
+    """
+    found = checkpoints.list_checkpoints(paths.checkpoints)  # oldest first
+    state = checkpoints.read_state(paths.checkpoints)
+    state_name = f"{checkpoints.CHECKPOINTS_DIR}/{checkpoints.STATE_FILE}"
+    failures = []
+    for prefix in reversed(found):
+        try:
+            restore(prefix)
+        except checkpoints.UnreadableCheckpointError as error:
+            failures.append(f"{os.path.basename(prefix)} does not restore ({error.reason})")
+            continue
+        notes = []
+        if state.problem is not None:
+            notes.append(f"{state_name} {state.problem}")
+        elif state.latest != prefix and not os.path.exists(state.latest + ".index"):
+            notes.append(f"{state_name} names {os.path.basename(state.latest)}, whose files are gone")
+        elif state.latest != prefix and state.latest not in found[found.index(prefix) :]:
+            notes.append(f"{state_name} names {os.path.basename(state.latest)}, but {os.path.basename(prefix)} is newer")
+        notes.extend(failures)  # a newer checkpoint the state file names is among these
+        return prefix, "; ".join(notes) if notes else None
+    if found:
+        raise CheckpointError(
+            f"none of the {len(found)} checkpoints in {paths.checkpoints} restores ({'; '.join(failures)}); "
+            "restore a good copy of one, or move the folder away to start training afresh (nothing was changed)"
+        )
+    if state.latest is not None:
+        raise CheckpointError(
+            f"{os.path.join(paths.checkpoints, checkpoints.STATE_FILE)} names {os.path.basename(state.latest)} "
+            f"but no checkpoint files are left in {paths.checkpoints}; restore them, or delete that state file "
+            "to start training afresh"
+        )
+    return None, None
 
 
 def train(
@@ -330,9 +400,13 @@ def train(
 ) -> TrainResult:
     """Train (or resume training) the score model of `config` in `workdir`.
 
+    The workdir is left untouched until the first step succeeded (see the module
+    docstring for the order of its changes).
+
     Args:
         config: a validated Config.
-        workdir: output folder (DESIGN.md layout); its latest checkpoint is resumed.
+        workdir: output folder (docs/DESIGN.md layout); the newest checkpoint in it
+            that restores is resumed.
         steps: total optimizer steps to reach (overrides `training.steps`).
         strategy: a ready `tf.distribute.Strategy`; None = `select_strategy(training.strategy)`.
         progress: show a tqdm progress bar (chief only).
@@ -344,18 +418,24 @@ def train(
 
     Raises:
         NonFiniteLossError: the loss or weights became NaN/Inf (nothing bad is saved;
-            the latest checkpoint is the last good state).
-        CheckpointError: the workdir's config.json or checkpoint conflicts with `config`,
-            or is corrupt.
+            the latest checkpoint is the last good state; before the first good step
+            nothing at all is written).
+        CheckpointError: the workdir's config.json or checkpoints conflict with
+            `config`, no checkpoint in it restores, or the workdir cannot be written.
         TrainingError: a batch size that does not split across replicas, no TPU, ...
         DataError: from the data pipeline.
     """
     if steps is not None:
-        config = dataclasses.replace(config, training=dataclasses.replace(config.training, steps=int(steps)))
+        try:
+            steps = operator.index(steps)  # an int or a NumPy integer, never a float
+        except TypeError:
+            raise ConfigError(f"steps must be an integer, got {steps!r}") from None
+        config = dataclasses.replace(config, training=dataclasses.replace(config.training, steps=steps))
+    configs.validate(config)  # the Python API is as strict as the command line
     training = config.training
+    paths = checkpoints.check_workdir_path(workdir)
     strategy = strategy if strategy is not None else select_strategy(training.strategy)  # first TF work
     _, task_id, is_chief = _task(strategy)
-    paths = checkpoints.workdir_paths(workdir)
     _check_workdir(config, paths)
 
     replicas = strategy.num_replicas_in_sync
@@ -366,9 +446,7 @@ def train(
     num_levels = config.noise.num_levels
     ema_rate = training.ema_rate
 
-    dataset = training_dataset(config, global_batch, training.seed)  # before any file is written: bad data fails fast
-    if is_chief:
-        _init_workdir(config, paths)
+    dataset = training_dataset(config, global_batch, training.seed)  # before anything else: bad data fails fast
     keras.utils.set_random_seed(training.seed)  # same initial weights on every worker / rerun
     with strategy.scope():
         model = _build_model(config)
@@ -377,7 +455,9 @@ def train(
             ema_model = _build_model(config)
             ema_model.set_weights(model.get_weights())
         optimizer = make_optimizer(config)
-        optimizer.build(model.trainable_variables)  # before the first step (PITFALLS.md)
+        # Built inside the scope before the first step: under MirroredStrategy a lazily
+        # built optimizer fails the first step ("You must feed a value for placeholder tensor").
+        optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
 
     distributed = strategy.experimental_distribute_dataset(dataset)
@@ -387,12 +467,17 @@ def train(
         model, ema_model=ema_model, optimizer=optimizer, step=step, iterator=iterator if save_iterator else None
     )
 
-    # -- resume --------------------------------------------------------------
-    resumed = checkpoints.latest_checkpoint(paths.checkpoints)
+    # -- resume (reads only) ---------------------------------------------------------
+    def restore(prefix: str) -> None:
+        _restore_training_state(model, ema_model, optimizer, step, iterator if save_iterator else None, prefix)
+
+    resumed, disagreement = _resume(paths, restore)
     if resumed is not None:
-        _restore_training_state(model, ema_model, optimizer, step, iterator if save_iterator else None, resumed)
         optimizer.learning_rate = training.learning_rate  # the checkpoint restored the old one; the config wins
-        logger.info("resuming from %s (step %d)", resumed, int(step.numpy()))
+        if disagreement:
+            logger.warning("resuming from %s (step %d), the newest checkpoint that restores: %s", resumed, int(step.numpy()), disagreement)
+        else:
+            logger.info("resuming from %s (step %d)", resumed, int(step.numpy()))
     start_step = int(step.numpy())
     if start_step >= training.steps:
         logger.info("%s is at step %d >= training.steps=%d; nothing to train (raise --steps to go on)", paths.root, start_step, training.steps)
@@ -436,12 +521,24 @@ def train(
         per_example = denoising_score_matching(model, probe_clean, probe_indices, probe_noise, sigmas)  # [P]
         return float(tf.reduce_mean(per_example))
 
+    checked_step = None
+
+    def check_new_weights(at_step: int) -> None:
+        """Raise NonFiniteLossError unless the weights after `at_step` are finite with a finite probe loss."""
+        nonlocal checked_step
+        if checked_step == at_step:
+            return
+        probe = probe_loss()
+        if not math.isfinite(probe) or not _all_finite(model.weights):
+            raise NonFiniteLossError(_non_finite_message(probe, at_step, latest, after_update=True, committed=writer is not None))
+        checked_step = at_step
+
     # -- the loop --------------------------------------------------------------
     from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    writer = _CheckpointWriter(checkpoint, paths.checkpoints, training.keep_checkpoints, is_chief, task_id)
-    summaries = tf.summary.create_file_writer(paths.logs) if is_chief else tf.summary.create_noop_writer()
+    writer: _CheckpointWriter | None = None  # made (with the folders and config.json) after the first good step
+    summaries = tf.summary.create_noop_writer()
     sampling_model = None  # float32 copy outside the strategy, made on first use
     latest = resumed
     final_grid = None
@@ -468,13 +565,19 @@ def train(
         return path
 
     try:
-        with logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("ncsn_tf")]), summaries.as_default():
+        with logging_redirect_tqdm(loggers=_console_loggers()):
             while current < training.steps:
                 loss, level_sums, level_counts = train_step(iterator)
                 loss_value = float(loss)  # waits for the step
                 if not math.isfinite(loss_value):
-                    raise NonFiniteLossError(_non_finite_message(loss_value, current + 1, latest))
+                    raise NonFiniteLossError(_non_finite_message(loss_value, current + 1, latest, committed=writer is not None))
                 current += 1
+                if writer is None:  # the first good step: now the workdir may change
+                    check_new_weights(current)
+                    if is_chief:
+                        _commit_workdir(config, paths, resumed)
+                        summaries = tf.summary.create_file_writer(paths.logs)
+                    writer = _CheckpointWriter(checkpoint, paths.checkpoints, training.keep_checkpoints, is_chief, task_id)
                 if timed_since is None:
                     timed_since = time.perf_counter()
                 else:
@@ -489,17 +592,16 @@ def train(
                     elapsed = max(time.perf_counter() - interval_start, 1e-9)
                     last_loss = interval_loss / interval_steps
                     steps_per_second = interval_steps / elapsed
-                    _write_scalars(current, last_loss, level_sums_total, level_counts_total, sigmas.numpy(), steps_per_second, global_batch)
+                    with summaries.as_default():
+                        _write_scalars(current, last_loss, level_sums_total, level_counts_total, sigmas.numpy(), steps_per_second, global_batch)
                     bar.set_postfix(loss=f"{last_loss:.4g}", img_s=f"{steps_per_second * global_batch:.0f}")
                     interval_loss, interval_steps = 0.0, 0
                     level_sums_total[:], level_counts_total[:] = 0.0, 0.0
                     interval_start = time.perf_counter()
 
                 if current % training.checkpoint_every == 0 or current == training.steps:
-                    probe = probe_loss()
-                    if not math.isfinite(probe) or not _all_finite(model.weights):
-                        raise NonFiniteLossError(_non_finite_message(probe, current, latest, after_update=True))
-                    saved = writer.save(current)
+                    check_new_weights(current)
+                    saved = writer.save(current, latest)
                     latest = saved if saved is not None else latest
                     summaries.flush()
 
@@ -509,7 +611,8 @@ def train(
         loop_end = time.perf_counter()
         bar.close()
         summaries.flush()
-        writer.close()
+        if writer is not None:
+            writer.close()
 
     final_path = os.path.join(paths.samples, "final.png")
     if write_final_samples and (current > start_step or not os.path.isfile(final_path)):
@@ -531,6 +634,42 @@ def train(
     )
 
 
+def _console_loggers() -> list[logging.Logger]:
+    """The loggers (root, ncsn_tf) that print to the console, for tqdm's redirect.
+
+    `logging_redirect_tqdm` adds a handler to every logger it is given; given the root
+    logger without a console handler, every ncsn_tf record would print twice (once by
+    the CLI's handler, once by the root's new one).
+    """
+    def prints(logger: logging.Logger) -> bool:
+        return any(isinstance(h, logging.StreamHandler) and h.stream in (sys.stdout, sys.stderr) for h in logger.handlers)
+
+    return [logger for logger in (logging.root, logging.getLogger("ncsn_tf")) if prints(logger)]
+
+
+def _commit_workdir(config: Config, paths: checkpoints.WorkdirPaths, resumed: str | None) -> None:
+    """(Chief, after the first good step) remove save leftovers, make the folders, write config.json, fix the state file.
+
+    Raises:
+        CheckpointError: the workdir cannot be written.
+    """
+    try:
+        removed = checkpoints.remove_save_leftovers(paths.root)
+        if removed:
+            logger.warning("removed what an interrupted save left in %s: %s", paths.root, ", ".join(removed))
+        for folder in (paths.checkpoints, paths.samples, paths.logs):
+            os.makedirs(folder, exist_ok=True)
+        checkpoints.write_config(paths.root, config)
+        state = checkpoints.read_state(paths.checkpoints)
+        if resumed is not None and (state.problem is not None or state.latest != resumed):
+            checkpoints.repair_state(paths.checkpoints, resumed)  # the manager must see what is in the folder
+        elif resumed is None and state.problem == "is unreadable":  # names no checkpoint; the manager would fail on it
+            os.remove(os.path.join(paths.checkpoints, checkpoints.STATE_FILE))
+            logger.warning("removed the unreadable %s (no checkpoint is in the folder)", os.path.join(paths.checkpoints, checkpoints.STATE_FILE))
+    except OSError as error:
+        raise CheckpointError(f"cannot write the workdir {paths.root} ({error.strerror or error}); free space or fix its permissions, then rerun") from None
+
+
 def _wait_for_all_workers(strategy: tf.distribute.Strategy) -> None:
     """A barrier across the workers of a MultiWorkerMirroredStrategy (no-op otherwise).
 
@@ -547,9 +686,11 @@ def _wait_for_all_workers(strategy: tf.distribute.Strategy) -> None:
     all_reduce_one()
 
 
-def _non_finite_message(value: float, at_step: int, latest: str | None, after_update: bool = False) -> str:
+def _non_finite_message(value: float, at_step: int, latest: str | None, after_update: bool = False, committed: bool = True) -> str:
     where = "the loss of the new weights after step" if after_update else "the loss at step"
     keep = f"the latest checkpoint {latest} is the last good state" if latest else "no checkpoint was written"
+    if not committed:
+        keep = f"the workdir is unchanged ({keep})"
     return f"training stopped: {where} {at_step} is {value} (NaN/Inf); {keep}; lower training.learning_rate or check the data"
 
 
@@ -561,28 +702,44 @@ def _restore_training_state(
     iterator: Any,
     prefix: str,
 ) -> None:
-    """Restore weights, EMA, optimizer and step (checked), then the data iterator if it fits."""
+    """Restore weights, EMA, optimizer and step (checked), then the data iterator if it fits.
+
+    Raises:
+        UnreadableCheckpointError: the checkpoint's files cannot be read (the caller
+            tries an older one; every variable is assigned again by that restore).
+        CheckpointError: the checkpoint belongs to another model.
+    """
     state = checkpoints.make_checkpoint(model, ema_model=ema_model, optimizer=optimizer, step=step)
+    unreadable = None
     try:
         status = state.restore(prefix)
         status.assert_existing_objects_matched()
         status.expect_partial()
     except (ValueError, AssertionError) as error:
         raise CheckpointError(
-            f"checkpoint {prefix} does not match the model being trained ({str(error).splitlines()[0]}); "
+            f"checkpoint {prefix} does not match the model being trained ({checkpoints.error_summary(error)}); "
             "resume with the config in its config.json or use a new --workdir"
         ) from None
     except Exception as error:  # OpError, IndexError: unreadable files
-        raise CheckpointError(
-            f"checkpoint {prefix} is unreadable or corrupt ({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
-            "delete it to resume from an older one"
-        ) from None
+        unreadable = checkpoints.unreadable_error(prefix, error)
+    if unreadable is not None:
+        # The half-done restore has no status to mark partial: dropping it would log three
+        # TF warnings about unrestored values (the iterator, save_counter) beside our one line.
+        tf_logger = tf.get_logger()
+        level = tf_logger.level
+        tf_logger.setLevel(logging.ERROR)
+        try:
+            del state
+            gc.collect()
+        finally:
+            tf_logger.setLevel(level)
+        raise unreadable
     if iterator is None:
         return
     try:
         tf.train.Checkpoint(**{checkpoints.ITERATOR_KEY: iterator}).restore(prefix).expect_partial()
     except Exception as error:  # a different pipeline (batch size, data) or none saved
-        logger.warning("data iterator not restored from %s (%s); the data stream starts afresh", prefix, str(error).splitlines()[0] if str(error) else type(error).__name__)
+        logger.warning("data iterator not restored from %s (%s); the data stream starts afresh", prefix, checkpoints.error_summary(error))
 
 
 def _write_scalars(

@@ -195,3 +195,134 @@ def test_check_same_model_allows_run_settings_and_rejects_model_changes():
     images = configs.apply_overrides(configs.get_config("digits"), TINY_IMAGES)
     with pytest.raises(CheckpointError, match="data.shape"):
         checkpoints.check_same_model(images, configs.apply_overrides(images, ["data.image_size=16"]), "w")
+
+
+# ---------------------------------------------------------------------------
+# Finding checkpoints by listing the folder; the state file; leftovers.
+# ---------------------------------------------------------------------------
+
+
+def _workdir_with_steps(path, steps, keep=10) -> list[str]:
+    """A workdir with one checkpoint per step (the manager's normal state file), prefixes oldest first."""
+    config = _toy_config(f"training.keep_checkpoints={keep}")
+    model = build_score_model(config)
+    return [checkpoints.write_workdir(path, config, model, step=step) for step in steps]
+
+
+def test_checkpoints_are_found_by_listing_the_folder_not_only_the_state_file(tmp_path):
+    prefixes = _workdir_with_steps(tmp_path, [2, 10, 4])  # numbered by step, not by age
+    folder = tmp_path / "checkpoints"
+    assert checkpoints.list_checkpoints(folder) == [str(folder / f"ckpt-{n}") for n in (2, 4, 10)]
+    assert checkpoints.latest_checkpoint(folder) == prefixes[1]
+    os.remove(folder / "checkpoint")  # tf.train.latest_checkpoint now says None
+    assert tf.train.latest_checkpoint(str(folder)) is None
+    assert checkpoints.latest_checkpoint(folder) == prefixes[1]
+    assert checkpoints.load_for_inference(tmp_path)[2] == 10
+    assert checkpoints.list_checkpoints(tmp_path / "absent") == [] and checkpoints.latest_checkpoint(tmp_path / "absent") is None
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(None, "is missing"), ("", "is unreadable"), ("this is { not a proto", "is unreadable")],
+)
+def test_read_state_never_raises_for_a_bad_state_file(tmp_path, content, problem):
+    _workdir_with_steps(tmp_path, [1])
+    state_file = tmp_path / "checkpoints" / "checkpoint"
+    os.remove(state_file)
+    if content is not None:
+        state_file.write_text(content)
+    state = checkpoints.read_state(tmp_path / "checkpoints")
+    assert (state.latest, state.listed, state.problem) == (None, (), problem)
+
+
+def test_read_state_of_a_good_state_file(tmp_path):
+    prefixes = _workdir_with_steps(tmp_path, [1, 2])
+    state = checkpoints.read_state(tmp_path / "checkpoints")
+    assert state.problem is None and state.latest == prefixes[-1] and state.listed == tuple(prefixes)
+
+
+def test_repaired_state_lets_the_manager_rotate_every_checkpoint_and_only_after_a_new_save(tmp_path):
+    _workdir_with_steps(tmp_path, [2, 4, 6, 8])
+    folder = tmp_path / "checkpoints"
+    os.remove(folder / "checkpoint")
+    # ckpt-8 did not restore; resuming from ckpt-6. Newer-but-bad checkpoints go first in the
+    # manager's deletion order, then the others by step, the resumed one last (= latest).
+    checkpoints.repair_state(folder, str(folder / "ckpt-6"))
+    state = checkpoints.read_state(folder)
+    assert state.latest == str(folder / "ckpt-6")
+    assert state.listed == tuple(str(folder / f"ckpt-{n}") for n in (8, 2, 4, 6))
+    assert tf.train.latest_checkpoint(str(folder)) == str(folder / "ckpt-6")
+    assert not glob.glob(str(folder / "checkpoint.tmp*"))
+
+    config = _toy_config()
+    model = build_score_model(config)
+    step = tf.Variable(10, dtype=tf.int64)
+    manager = tf.train.CheckpointManager(checkpoints.make_checkpoint(model, step=step), str(folder), max_to_keep=3, checkpoint_name="ckpt")
+    assert manager.checkpoints == [str(folder / f"ckpt-{n}") for n in (8, 2, 4, 6)]  # nothing deleted on construction
+    assert len(glob.glob(str(folder / "ckpt-*.index"))) == 4
+    manager.save(checkpoint_number=10)
+    assert sorted(os.path.basename(p) for p in glob.glob(str(folder / "ckpt-*.index"))) == ["ckpt-10.index", "ckpt-4.index", "ckpt-6.index"]
+
+
+def test_remove_save_leftovers_removes_only_what_a_killed_save_leaves(tmp_path):
+    prefixes = _workdir_with_steps(tmp_path, [2, 4])
+    folder = tmp_path / "checkpoints"
+    staging = folder / "ckpt-6_temp"  # a sharded save killed before its merge
+    staging.mkdir()
+    for path in glob.glob(prefixes[-1] + ".*"):
+        suffix = os.path.basename(path)[len("ckpt-4") :]
+        with open(path, "rb") as source, open(staging / f"part-00000-of-00001{suffix}", "wb") as target:
+            target.write(source.read())
+    (folder / "checkpoint.tmp0123456789abcdef0123456789abcdef").write_text('model_checkpoint_path: "ckpt-6"\n')
+    (folder / "ckpt-8.data-00000-of-00001").write_bytes(b"\0" * 64)  # merge killed before its index
+    (tmp_path / "config.json.tmp").write_text("{")
+    keep = {
+        folder / "notes_temp": "a folder we did not make",
+        folder / "checkpoint.tmp-mine": "not a TF temp name",
+        folder / "ckpt-9_temp": "a file, not a staging folder",
+    }
+    for path, text in keep.items():
+        path.write_text(text)
+    before = {p: open(p, "rb").read() for p in glob.glob(str(folder / "ckpt-[24].*")) + [str(folder / "checkpoint"), str(tmp_path / "config.json")]}
+
+    removed = checkpoints.remove_save_leftovers(tmp_path)
+
+    assert sorted(removed) == sorted([
+        "config.json.tmp", "checkpoints/ckpt-6_temp/", "checkpoints/checkpoint.tmp0123456789abcdef0123456789abcdef",
+        "checkpoints/ckpt-8.data-00000-of-00001",
+    ])  # fmt: skip
+    assert not staging.exists() and not (folder / "ckpt-8.data-00000-of-00001").exists()
+    for path, text in keep.items():
+        assert path.read_text() == text
+    for path, data in before.items():
+        assert open(path, "rb").read() == data
+    assert checkpoints.remove_save_leftovers(tmp_path) == []
+
+
+def test_unreadable_checkpoint_message_names_an_older_checkpoint_instead_of_deleting(tmp_path):
+    prefixes = _workdir_with_steps(tmp_path, [2, 4])
+    target = glob.glob(prefixes[-1] + ".data-*")[0]
+    with open(target, "r+b") as f:
+        f.truncate(os.path.getsize(target) // 2)
+    with pytest.raises(checkpoints.UnreadableCheckpointError) as raised:
+        checkpoints.load_for_inference(tmp_path)
+    message = str(raised.value)
+    assert f"pass an older checkpoint such as {prefixes[0]}" in message and "delete" not in message
+    assert "resumes from the newest checkpoint that restores" in message and "\n" not in message
+    assert checkpoints.load_for_inference(prefixes[0])[2] == 2  # the advice works
+
+
+def test_check_workdir_path(tmp_path):
+    assert checkpoints.check_workdir_path(tmp_path / "new" / "deeper").root == str(tmp_path / "new" / "deeper")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(CheckpointError, match="is a file, not a folder"):
+        checkpoints.check_workdir_path(tmp_path / "afile")
+    with pytest.raises(CheckpointError, match="afile is a file, not a folder"):
+        checkpoints.check_workdir_path(tmp_path / "afile" / "run")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "checkpoints").write_text("x")
+    with pytest.raises(CheckpointError, match="needs a folder there"):
+        checkpoints.check_workdir_path(tmp_path / "w")
+    (tmp_path / "v" / "config.json").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match="config.json is not a file"):
+        checkpoints.check_workdir_path(tmp_path / "v")

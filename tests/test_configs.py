@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 import pytest
 
@@ -18,7 +19,8 @@ def test_every_named_config_validates(name):
 
 
 def test_reference_settings_of_named_configs():
-    # PAPER.md: sigma 1 -> 0.01 over 10 levels, T = 100, eps = 2e-5, code convention.
+    # Song & Ermon 2019, Section 5 (setup): sigma 1 -> 0.01 over 10 levels, T = 100, eps = 2e-5;
+    # the "code" convention is the update of the released code (ermongroup/ncsn).
     cifar = configs.get_config("cifar10")
     assert (cifar.noise.sigma_max, cifar.noise.sigma_min, cifar.noise.num_levels) == (1.0, 0.01, 10)
     assert (cifar.sampling.steps_per_level, cifar.sampling.epsilon, cifar.sampling.convention) == (100, 2e-5, "code")
@@ -161,3 +163,148 @@ def test_configs_are_frozen():
         config.training.steps = 1
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.data.image_size = 16
+
+
+# ---------------------------------------------------------------------------
+# Strict inputs: ranges, exact integers, no coercion, bounded JSON.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ("training.seed=-1", "training.seed must be an integer in [0, 4294967295], got -1"),
+        ("training.seed=1e10", "training.seed must be an integer in [0, 4294967295], got 10000000000"),
+        ("training.seed=4294967296", "got 4294967296"),
+        ("data.image_size=1", "data.image_size must be an even number >= 2"),
+        ("data.image_size=3", "data.image_size must be an even number >= 2"),
+        ("data.image_size=0", "data.image_size must be an even number >= 2"),
+        ("training.batch_size=2147483648", "training.batch_size must be an integer in [-2147483648, 2147483647]"),
+        # Exact integers: a float would round these to a neighbouring integer and accept them.
+        ("training.steps=2147483646.0000000001", "training.steps: expected an integer"),
+        ("training.steps=12345678901234567", "must be an integer in"),
+        ("training.steps=1e999999999", "not an integer that fits in 32 bits"),
+        ("training.steps=nan", "expected an integer"),
+        ("training.steps=true", "expected an integer"),
+        ("training.steps=0x10", "expected an integer"),
+        ("data.random_flip=2", "expected true/false"),
+        ("data.dequantize=", "expected true/false"),
+        ("noise.sigma_min=1e-50", "float32 numbers"),  # 0 in float32: the ladder would divide by zero
+        ("noise.sigma_max=1e39", "float32 numbers"),  # inf in float32
+        ("noise.sigma_max=1e400", "expected a finite number"),
+        ("training.learning_rate=nan", "expected a finite number"),
+        ("training.adam_epsilon=0", "training.adam_epsilon must be positive"),
+    ],
+)
+def test_out_of_range_and_coerced_values_are_one_line_errors(override, fragment):
+    with pytest.raises(ConfigError) as raised:
+        configs.apply_overrides(configs.get_config("digits"), [override])
+    assert fragment in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_the_ends_of_every_range_are_accepted():
+    config = configs.apply_overrides(
+        configs.get_config("digits"),
+        ["training.seed=0", "data.image_size=2", "training.steps=2147483647", "training.batch_size=1e3"],
+    )
+    assert (config.training.seed, config.data.image_size, config.training.steps, config.training.batch_size) == (0, 2, 2**31 - 1, 1000)
+    assert configs.apply_overrides(config, ["training.seed=4294967295"]).training.seed == 2**32 - 1
+    # The toy data have no image size: it is not checked there.
+    assert configs.apply_overrides(configs.get_config("toy"), ["data.image_size=3"]).data.image_size == 3
+
+
+def test_image_size_bound_is_the_networks_real_bound():
+    # Build CondRefineNetDilated on sides 1..12: validate must accept exactly the sides that build.
+    from ncsn_tf.models import build_score_model
+
+    base = configs.apply_overrides(configs.get_config("digits"), ["model.ngf=2", "noise.num_levels=2"])
+    builds, accepted = set(), set()
+    for side in range(1, 13):
+        unchecked = configs._replace(base, data=dict(image_size=side))  # not validated
+        try:
+            build_score_model(unchecked)
+            builds.add(side)
+        except ValueError:  # Keras: "ConvMeanPool got spatial size 3x3 ..., which is odd"
+            pass
+        try:
+            configs.validate(unchecked)
+            accepted.add(side)
+        except ConfigError:
+            pass
+    assert builds == accepted == {2, 4, 6, 8, 10, 12}
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "fragment"),
+    [
+        ("noise", "sigma_max", math.inf, "noise.sigma_max: expected a finite number"),
+        ("training", "learning_rate", math.nan, "training.learning_rate: expected a finite number"),
+        ("noise", "sigma_max", 10**400, "too large for a number"),  # float(10**400) is an OverflowError
+        ("training", "steps", 10.0, "training.steps: expected int"),
+        ("training", "seed", -1, "training.seed must be an integer in [0, 4294967295]"),
+        ("training", "seed", 2**40, "training.seed must be an integer in [0, 4294967295]"),
+        ("data", "random_flip", 1, "data.random_flip: expected bool"),
+        ("data", "random_flip", "no", "data.random_flip: expected bool"),
+        ("data", "image_size", 1, "data.image_size must be an even number >= 2"),
+        ("data", "path", 5, "data.path: expected str"),
+    ],
+)
+def test_from_dict_rejects_non_finite_out_of_range_and_wrong_typed_values(section, key, value, fragment):
+    values = configs.to_dict(configs.get_config("digits"))
+    values[section][key] = value
+    with pytest.raises(ConfigError) as raised:
+        configs.from_dict(values)
+    assert fragment in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_from_dict_rejects_a_name_that_is_not_a_string():
+    values = configs.to_dict(configs.get_config("digits"))
+    values["name"] = 5
+    with pytest.raises(ConfigError, match="name must be a string"):
+        configs.from_dict(values)
+
+
+@pytest.mark.parametrize(
+    ("section", "changes", "fragment"),
+    [
+        ("training", {"steps": 1.5}, "training.steps: expected an integer, got 1.5"),
+        ("training", {"seed": True}, "training.seed: expected an integer, got True"),
+        ("training", {"learning_rate": "1e-3"}, "training.learning_rate: expected a number"),
+        ("training", {"seed": -1}, "training.seed must be an integer in [0, 4294967295], got -1"),
+        ("data", {"random_flip": "no"}, "data.random_flip: expected true or false"),
+        ("noise", {"sigma_max": math.inf}, "noise.sigma_max: expected a finite number"),
+        ("noise", {"sigma_max": 10**400}, "noise.sigma_max: expected a finite number"),
+        ("data", {"image_size": 7}, "data.image_size must be an even number >= 2"),
+    ],
+)
+def test_validate_is_as_strict_for_the_python_api(section, changes, fragment):
+    config = configs.get_config("digits")
+    changed = dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **changes)})
+    with pytest.raises(ConfigError) as raised:
+        configs.validate(changed)
+    assert fragment in str(raised.value)
+    # An int is a fine float, and the one it equals.
+    relaxed = dataclasses.replace(config, noise=dataclasses.replace(config.noise, sigma_max=5))
+    assert configs.validate(relaxed) is relaxed
+
+
+def test_load_json_is_bounded_in_depth_and_size(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 5000 + "]" * 5000, encoding="utf-8")  # json.load: RecursionError
+    with pytest.raises(ConfigError) as raised:
+        configs.load_json(deep)
+    assert "nests 5000 levels deep" in str(raised.value) and "\n" not in str(raised.value)
+
+    huge = tmp_path / "huge.json"
+    huge.write_bytes(b" " * (configs.CONFIG_MAX_BYTES + 1) + b"{}")
+    with pytest.raises(ConfigError, match="bytes, more than"):
+        configs.load_json(huge)
+
+    with pytest.raises(ConfigError, match="is a folder"):
+        configs.load_json(tmp_path)
+
+    nan = tmp_path / "nan.json"  # Python's json reads NaN / Infinity literals; validate refuses them
+    values = configs.to_dict(configs.get_config("digits"))
+    nan.write_text(json.dumps(values).replace('"sigma_max": 5.0', '"sigma_max": Infinity'), encoding="utf-8")
+    with pytest.raises(ConfigError, match="noise.sigma_max: expected a finite number"):
+        configs.load_json(nan)

@@ -1,14 +1,18 @@
 """Input pipelines: digits, toy mixture, image folders, TFDS (mocked) and the offline errors."""
 
 import logging
+import tracemalloc
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from bomb_images import write_bomb_png
 from PIL import Image
 
 from ncsn_tf import configs, data, images
 from ncsn_tf.data import DataError
+
+pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # PIL's own, for 1x-2x its limit
 
 
 def batches(dataset):
@@ -271,6 +275,52 @@ def test_empty_missing_and_unreadable_folders(tmp_path):
     with pytest.raises(DataError, match="could be read"):
         data.load_image_folder(tmp_path, 8, 1)
     with pytest.raises(DataError, match="could be read"):
+        data.make_dataset(folder_config(tmp_path, 1), batch_size=2)
+
+
+# Between PIL's limit and twice it PIL only warns (and would decode 144 M pixels); above twice
+# it Image.open raises DecompressionBombError. Both must be skipped by name, without decoding.
+BOMBS = [("bomb_144mp.png", 12_000, 12_000), ("bomb_182mp.png", 13_500, 13_500)]
+
+
+@pytest.mark.parametrize(("name", "width", "height"), BOMBS)
+def test_read_image_refuses_a_decompression_bomb_from_its_header(tmp_path, name, width, height):
+    path = tmp_path / name
+    size = write_bomb_png(path, width, height)
+    assert size < 64 * 1024 and width * height > images.MAX_IMAGE_PIXELS
+    tracemalloc.start()
+    try:
+        with pytest.raises(images.UnreadableImageError) as raised:
+            images.read_image(path, 8, 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(raised.value)
+    assert f"image {path} is too large to decode safely" in message and "\n" not in message
+    assert peak < 16 * 1024 * 1024  # nothing was decoded (one decoded frame would be 144-182 MB)
+
+
+def test_read_image_decodes_up_to_the_bound(tmp_path):
+    path = tmp_path / "wide.png"
+    write_bomb_png(path, images.MAX_IMAGE_PIXELS // 4, 4)  # 89,478,484 pixels: allowed, all black
+    assert images.read_image(path, 2, 1).max() == 0
+
+
+@pytest.mark.parametrize("bomb_name", ["a_bomb.png", "z_bomb.png"])  # checked first / met in the stream
+def test_streaming_folder_skips_a_decompression_bomb_by_name(image_folder, caplog, bomb_name):
+    write_bomb_png(image_folder / bomb_name, *BOMBS[1][1:])
+    config = folder_config(image_folder, 1, "data.dequantize=false")
+    with caplog.at_level(logging.WARNING, logger="ncsn_tf.data"):
+        streamed = one_epoch(config, "train", batch_size=2)
+    np.testing.assert_array_equal(streamed, data.load_image_folder(image_folder, 4, 1))
+    assert streamed.shape == (4, 4, 4, 1)
+    skipped = [r.getMessage() for r in caplog.records if bomb_name in r.getMessage()]
+    assert skipped and all("too large to decode safely" in message for message in skipped)
+
+
+def test_a_folder_of_only_bombs_is_a_data_error(tmp_path):
+    write_bomb_png(tmp_path / "bomb.png", *BOMBS[0][1:])
+    with pytest.raises(DataError, match="none of the 1 image files"):
         data.make_dataset(folder_config(tmp_path, 1), batch_size=2)
 
 

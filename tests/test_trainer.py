@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -32,6 +34,17 @@ def _toy(*extra: str) -> configs.Config:
 
 def _weights(model) -> list[np.ndarray]:
     return [w.numpy() for w in model.weights]
+
+
+def _files(workdir) -> dict[str, bytes]:
+    """Every file under `workdir` (relative path -> bytes)."""
+    root = str(workdir)
+    found = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            with open(os.path.join(folder, name), "rb") as f:
+                found[os.path.relpath(os.path.join(folder, name), root)] = f.read()
+    return found
 
 
 def _event_tags(logs_dir: str) -> set[str]:
@@ -125,23 +138,43 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     config = _toy("training.checkpoint_every=2")
     good = trainer.train(config, tmp_path, steps=4, progress=False, write_final_samples=False)
     good_weights = _weights(good.model)
+    before = _files(tmp_path)
 
     # Adam moves every weight by ~1e30 in one step: the next forward pass overflows.
     # Checkpoints are due every step, so the garbage (but finite) weights after step 5
-    # would be saved if they were not checked before saving.
-    exploding = configs.apply_overrides(config, ["training.learning_rate=1e30", "training.checkpoint_every=1"])
-    with pytest.raises(trainer.NonFiniteLossError, match=r"new weights after step 5 is nan.*ckpt-4 is the last good state"):
-        trainer.train(exploding, tmp_path, steps=50, progress=False, write_final_samples=False)
-    # Without a checkpoint due, the NaN shows in the next training loss.
-    exploding = configs.apply_overrides(exploding, ["training.checkpoint_every=10"])
-    with pytest.raises(trainer.NonFiniteLossError, match=r"loss at step 6 is nan.*ckpt-4 is the last good state"):
-        trainer.train(exploding, tmp_path, steps=50, progress=False, write_final_samples=False)
+    # would be saved if they were not checked before saving. The first step of a run is
+    # checked before the workdir changes, whatever the checkpoint interval.
+    for every in (1, 10):
+        exploding = configs.apply_overrides(config, ["training.learning_rate=1e30", f"training.checkpoint_every={every}"])
+        with pytest.raises(
+            trainer.NonFiniteLossError, match=r"new weights after step 5 is nan \(NaN/Inf\); the workdir is unchanged .*ckpt-4 is the last good state"
+        ):
+            trainer.train(exploding, tmp_path, steps=50, progress=False, write_final_samples=False)
+        assert _files(tmp_path) == before  # config.json (learning rate 1e-3) included
 
     assert checkpoints.latest_checkpoint(tmp_path / "checkpoints") == str(tmp_path / "checkpoints" / "ckpt-4")
     _, model, step = checkpoints.load_for_inference(tmp_path)
     assert step == 4
-    for saved, before in zip(_weights(model), good_weights, strict=True):
-        np.testing.assert_array_equal(saved, before)
+    for saved, before_weights in zip(_weights(model), good_weights, strict=True):
+        np.testing.assert_array_equal(saved, before_weights)
+
+
+def test_nan_loss_after_the_first_step_stops_without_saving_it(tmp_path, monkeypatch):
+    real = trainer.training_dataset
+
+    def poisoned(config, global_batch_size, seed):  # batch 2 (step 3) has NaN noise; the probe batch is batch 0
+        def poison(position, batch):
+            clean, sigma_indices, noise = batch
+            return clean, sigma_indices, tf.where(position == 2, noise * np.nan, noise)
+
+        return real(config, global_batch_size, seed).enumerate().map(poison)
+
+    monkeypatch.setattr(trainer, "training_dataset", poisoned)
+    config = _toy("training.checkpoint_every=2")
+    with pytest.raises(trainer.NonFiniteLossError, match=r"the loss at step 3 is nan \(NaN/Inf\); the latest checkpoint .*ckpt-2 is the last good state"):
+        trainer.train(config, tmp_path, steps=10, progress=False, write_final_samples=False)
+    assert checkpoints.list_checkpoints(tmp_path / "checkpoints") == [str(tmp_path / "checkpoints" / "ckpt-2")]
+    assert configs.load_json(tmp_path / "config.json") == configs.apply_overrides(config, ["training.steps=10"])
 
 
 def test_resuming_with_a_different_model_is_an_error(tmp_path):
@@ -173,3 +206,217 @@ def test_mixed_bfloat16_trains_and_checkpoints_float32_weights(tmp_path):
     for saved, trained in zip(_weights(model), _weights(result.model), strict=True):
         assert saved.dtype == np.float32
         np.testing.assert_array_equal(saved, trained)
+
+
+# ---------------------------------------------------------------------------
+# Resume never loses work: the four ways a state file and the folder disagree.
+# ---------------------------------------------------------------------------
+
+RESUME = ["training.checkpoint_every=2", "training.keep_checkpoints=10"]
+
+
+@pytest.fixture(scope="module")
+def six_steps(tmp_path_factory):
+    """A workdir trained to step 6 with checkpoints ckpt-2, ckpt-4, ckpt-6 (copy it before changing it)."""
+    workdir = tmp_path_factory.mktemp("six_steps") / "run"
+    trainer.train(_toy(*RESUME), workdir, steps=6, progress=False, write_final_samples=False)
+    return workdir
+
+
+def _corrupt(prefix: str) -> None:
+    target = glob.glob(prefix + ".data-*")[0]
+    size = os.path.getsize(target)
+    with open(target, "r+b") as f:  # same size, other bytes: the checksums no longer match
+        f.seek(size // 3)
+        f.write(b"\xa5" * max(1, size // 3))
+
+
+def _remove(prefix: str) -> None:
+    for path in glob.glob(prefix + ".*"):
+        os.remove(path)
+
+
+def _missing_state_file(folder):
+    os.remove(folder / "checkpoint")
+
+
+def _state_names_a_deleted_checkpoint(folder):
+    _remove(str(folder / "ckpt-6"))
+
+
+def _corrupt_newest(folder):
+    _corrupt(str(folder / "ckpt-6"))
+
+
+def _followed_the_old_corrupt_checkpoint_advice(folder):
+    _corrupt(str(folder / "ckpt-6"))
+    with pytest.raises(checkpoints.UnreadableCheckpointError, match="ckpt-6 is unreadable"):
+        checkpoints.load_for_inference(folder.parent)
+    _remove(str(folder / "ckpt-6"))  # "delete it to resume from an older one"
+
+
+@pytest.mark.parametrize(
+    ("damage", "resumed_step", "note"),
+    [
+        (_missing_state_file, 6, "checkpoints/checkpoint is missing"),
+        (_state_names_a_deleted_checkpoint, 4, "checkpoints/checkpoint names ckpt-6, whose files are gone"),
+        (_corrupt_newest, 4, "ckpt-6 does not restore (TensorBundle at "),
+        (_followed_the_old_corrupt_checkpoint_advice, 4, "checkpoints/checkpoint names ckpt-6, whose files are gone"),
+    ],
+)
+def test_resume_uses_the_newest_checkpoint_that_restores_and_keeps_older_files(six_steps, tmp_path, caplog, damage, resumed_step, note):
+    workdir = tmp_path / "run"
+    shutil.copytree(six_steps, workdir)
+    folder = workdir / "checkpoints"
+    damage(folder)
+    older = {name: data for name, data in _files(workdir).items() if name.startswith("checkpoints/ckpt-")}
+    older = {name: data for name, data in older.items() if int(name.split("-")[1].split(".")[0]) <= resumed_step}
+
+    with caplog.at_level(logging.INFO, logger="ncsn_tf"):
+        result = trainer.train(_toy(*RESUME), workdir, steps=8, progress=False, write_final_samples=False)
+
+    assert result.start_step == resumed_step and result.step == 8
+    lines = [r.getMessage() for r in caplog.records if "resuming from" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert lines[0].startswith(f"resuming from {folder / f'ckpt-{resumed_step}'} (step {resumed_step}), the newest checkpoint that restores: ")
+    assert note in lines[0]
+    after = _files(workdir)
+    for name, data in older.items():
+        assert after[name] == data, f"{name} changed"
+    state = checkpoints.read_state(folder)
+    assert state.latest == str(folder / "ckpt-8")  # the manager knows every checkpoint again
+    assert {str(folder / f"ckpt-{n}") for n in range(2, 9, 2)} <= set(state.listed)
+    assert checkpoints.load_for_inference(workdir)[2] == 8
+
+
+def test_a_failed_restore_is_overwritten_by_the_older_checkpoint(six_steps, tmp_path):
+    # ckpt-6 fails half-way through its restore; every variable must then hold ckpt-4's value.
+    workdir = tmp_path / "run"
+    shutil.copytree(six_steps, workdir)
+    _corrupt(str(workdir / "checkpoints" / "ckpt-6"))
+    before = _files(workdir)
+    result = trainer.train(_toy(*RESUME), workdir, steps=4, progress=False, write_final_samples=False)  # nothing to train
+    assert result.start_step == result.step == 4
+    _, raw, _ = checkpoints.load_for_inference(workdir / "checkpoints" / "ckpt-4", use_ema=False)
+    for restored, stored in zip(_weights(result.model), _weights(raw), strict=True):
+        np.testing.assert_array_equal(restored, stored)
+    assert _files(workdir) == before  # no step ran: nothing was written
+
+
+def test_resume_after_a_kill_between_save_and_state_update(six_steps, tmp_path, caplog):
+    workdir = tmp_path / "run"
+    shutil.copytree(six_steps, workdir)
+    folder = workdir / "checkpoints"
+    checkpoints.repair_state(folder, str(folder / "ckpt-4"))  # ckpt-6 written, the state file not updated yet
+    assert tf.train.latest_checkpoint(str(folder)) == str(folder / "ckpt-4")
+    with caplog.at_level(logging.INFO, logger="ncsn_tf"):
+        result = trainer.train(_toy(*RESUME), workdir, steps=8, progress=False, write_final_samples=False)
+    assert result.start_step == 6
+    assert any("checkpoints/checkpoint names ckpt-4, but ckpt-6 is newer" in r.getMessage() for r in caplog.records)
+
+
+def test_checkpoints_none_of_which_restores_are_an_error_not_a_fresh_start(six_steps, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(six_steps, workdir)
+    for prefix in checkpoints.list_checkpoints(workdir / "checkpoints"):
+        _corrupt(prefix)
+    before = _files(workdir)
+    with pytest.raises(CheckpointError) as raised:
+        trainer.train(_toy(*RESUME), workdir, steps=8, progress=False, write_final_samples=False)
+    message = str(raised.value)
+    assert message.startswith(f"none of the 3 checkpoints in {workdir / 'checkpoints'} restores (ckpt-6 does not restore")
+    assert "ckpt-2 does not restore" in message and "nothing was changed" in message and "\n" not in message
+    assert _files(workdir) == before
+
+
+def test_a_state_file_whose_checkpoints_are_all_gone_is_an_error(six_steps, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(six_steps, workdir)
+    for prefix in checkpoints.list_checkpoints(workdir / "checkpoints"):
+        _remove(prefix)
+    before = _files(workdir)
+    with pytest.raises(CheckpointError, match="names ckpt-6 but no checkpoint files are left"):
+        trainer.train(_toy(*RESUME), workdir, steps=8, progress=False, write_final_samples=False)
+    assert _files(workdir) == before
+
+
+# ---------------------------------------------------------------------------
+# Atomic workdir changes and leftovers.
+# ---------------------------------------------------------------------------
+
+
+def test_nan_stop_leaves_the_workdir_exactly_as_before(six_steps, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(six_steps, workdir)
+    before = _files(workdir)
+    poisoned = configs.apply_overrides(_toy(*RESUME), ["training.learning_rate=1e6"])
+    with pytest.raises(trainer.NonFiniteLossError, match="after step 7 .* the workdir is unchanged"):
+        trainer.train(poisoned, workdir, steps=20, progress=False, write_final_samples=False)
+    after = _files(workdir)
+    assert after["config.json"] == before["config.json"]  # the poisoned learning rate is not kept
+    assert after == before  # no config, checkpoint, state file, event file or sample written
+
+
+def test_a_fresh_run_that_fails_at_once_writes_nothing(tmp_path):
+    exploding = configs.apply_overrides(_toy(), ["training.learning_rate=1e30"])
+    with pytest.raises(trainer.NonFiniteLossError, match="no checkpoint was written"):
+        trainer.train(exploding, tmp_path / "run", steps=5, progress=False)
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_save_leftovers_are_removed_by_the_next_run_and_kept_by_a_failed_one(six_steps, tmp_path, caplog):
+    workdir = tmp_path / "run"
+    shutil.copytree(six_steps, workdir)
+    folder = workdir / "checkpoints"
+    (folder / "ckpt-8_temp").mkdir()
+    shutil.copy(folder / "ckpt-6.index", folder / "ckpt-8_temp" / "part-00000-of-00001.index")
+    (folder / "checkpoint.tmp0123456789abcdef0123456789abcdef").write_text('model_checkpoint_path: "ckpt-8"\n')
+    before = _files(workdir)
+
+    poisoned = configs.apply_overrides(_toy(*RESUME), ["training.learning_rate=1e6"])
+    with pytest.raises(trainer.NonFiniteLossError):
+        trainer.train(poisoned, workdir, steps=20, progress=False, write_final_samples=False)
+    assert _files(workdir) == before  # a failed run changes nothing, leftovers included
+
+    with caplog.at_level(logging.INFO, logger="ncsn_tf"):
+        trainer.train(_toy(*RESUME, "training.checkpoint_every=100"), workdir, steps=7, progress=False, write_final_samples=False)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("removed what an interrupted save left")]
+    assert len(lines) == 1
+    assert "checkpoints/ckpt-8_temp/" in lines[0] and "checkpoints/checkpoint.tmp0123456789abcdef0123456789abcdef" in lines[0]
+    assert not (folder / "ckpt-8_temp").exists() and not glob.glob(str(folder / "checkpoint.tmp*"))
+    for name, data in before.items():
+        if name.startswith("checkpoints/ckpt-") and "_temp" not in name:
+            assert _files(workdir)[name] == data
+
+
+def test_config_json_is_written_after_the_first_step_with_the_new_settings(six_steps, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(six_steps, workdir)
+    more = _toy(*RESUME, "training.learning_rate=5e-4")
+    trainer.train(more, workdir, steps=7, progress=False, write_final_samples=False)
+    assert configs.load_json(workdir / "config.json") == configs.apply_overrides(more, ["training.steps=7"])
+    assert not os.path.exists(workdir / "config.json.tmp")
+
+
+def test_workdir_that_is_a_file_is_an_error(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(CheckpointError, match="is a file, not a folder"):
+        trainer.train(_toy(), tmp_path / "afile", steps=1, progress=False)
+
+
+def test_steps_must_be_an_integer():
+    with pytest.raises(configs.ConfigError, match="steps must be an integer"):
+        trainer.train(_toy(), "unused", steps=2.5, progress=False)
+
+
+def test_largest_seed_trains(tmp_path):
+    config = _toy(f"training.seed={configs.SEED_RANGE[1]}")
+    assert np.isfinite(trainer.train(config, tmp_path, steps=1, progress=False, write_final_samples=False).loss)
+
+
+def test_only_plain_tf_data_iterators_are_checkpointed():
+    dataset = tf.data.Dataset.range(4).batch(2)
+    assert trainer._is_trackable(iter(dataset))
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0"])
+    assert not trainer._is_trackable(iter(mirrored.experimental_distribute_dataset(dataset)))
+    assert not trainer._is_trackable(iter([1, 2]))

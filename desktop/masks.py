@@ -114,12 +114,6 @@ class MaskHistory:
         """Change the current mask without a new undo step (continuing a stroke)."""
         self._current = mask.astype(np.float32).copy()
 
-    def reset(self, mask: np.ndarray) -> None:
-        """Start over with `mask` and an empty history (new picture or model)."""
-        self._undo.clear()
-        self._redo.clear()
-        self._current = mask.astype(np.float32).copy()
-
     @property
     def can_undo(self) -> bool:
         return bool(self._undo)

@@ -146,33 +146,47 @@ def test_save_png_then_drop_it_back_restores_the_settings(qtbot, window, tiny_ex
         qtbot, window, seed=11, seed_mode="fixed", batch_size=3, steps_per_level=STEPS, epsilon=3e-5, denoise=True
     )
     written = window.controller.save_results("sample", tmp_path / "out")
-    assert [p.name.split("_seed")[1] for p in written] == ["11.png", "12.png", "13.png"]
+    assert [p.name for p in written] == [f"digits_mixture_sample_seed{seed}.png" for seed in (11, 12, 13)]
+    scale = 32  # automatic enlargement: 8 x 8 -> 256 x 256, nearest neighbour
     with Image.open(written[1]) as saved:
-        assert np.asarray(saved).shape[:2] == images.shape[1:3]
+        pixels = np.asarray(saved)
+        assert pixels.shape[:2] == (images.shape[1] * scale, images.shape[2] * scale)
+        np.testing.assert_array_equal(pixels[::scale, ::scale], np.round(np.clip(images[1, :, :, 0], 0, 1) * 255))
 
     window.state.update_sampler(seed=999, seed_mode="random", steps_per_level=STEPS + 4, epsilon=1e-3, denoise=False)
-    drop_files(qtbot, window, [written[1]])
+    window.state.set_result(None, "sample")
+    with qtbot.waitSignal(window.state.results_changed, timeout=30_000):
+        drop_files(qtbot, window, [written[1]])
+    shown = window.state.results["sample"]  # the dropped picture is shown, back at the model's size
+    assert "Dropped" in shown.caption and shown.records[0].seed == 12
+    np.testing.assert_array_equal(shown.images[0], np.round(np.clip(images[1], 0, 1) * 255) / 255)
     sampler = window.state.sampler
     assert (sampler.seed, sampler.seed_mode, sampler.steps_per_level, sampler.denoise) == (12, "fixed", STEPS, True)
     assert sampler.epsilon == pytest.approx(3e-5)
     assert window.sampler_panel.seed.value() == 12 and window.sampler_panel.denoise.isChecked()  # widgets follow
     again = generate(qtbot, window, batch_size=1)
     with Image.open(written[1]) as saved:  # the same image (8-bit; batch size moves floats by a few ulps)
-        difference = np.asarray(saved).astype(int) - np.round(np.clip(again[0, :, :, 0], 0, 1) * 255)
+        difference = np.asarray(saved)[::scale, ::scale].astype(int) - np.round(np.clip(again[0, :, :, 0], 0, 1) * 255)
         assert np.abs(difference).max() <= 1
 
 
 def test_click_enlarges_and_copy_puts_an_image_on_the_clipboard(qtbot, window, tiny_export):
+    from PySide6.QtCore import Qt
     from PySide6.QtGui import QGuiApplication
 
     open_model(qtbot, window, tiny_export)
     generate(qtbot, window, seed=1, batch_size=4, steps_per_level=STEPS)
     grid = window.sample_panel.grid
     qtbot.mouseClick(grid, _left(), pos=grid.cell_rect(2).center())
-    viewer = window.sample_panel.viewer
+    viewer = window.sample_panel.results.viewer
     assert viewer is not None and viewer.isVisible() and "seed 3" in viewer.windowTitle()
+    qtbot.mouseClick(viewer.next_button, _left())  # previous / next step through the grid
+    assert "seed 4" in viewer.windowTitle() and not viewer.next_button.isEnabled()
+    qtbot.keyClick(viewer, Qt.Key.Key_Left)
+    qtbot.keyClick(viewer, Qt.Key.Key_Left)
+    assert "seed 2" in viewer.windowTitle() and viewer.caption.text().startswith("ncsn sample")
     viewer.close()
-    qtbot.mouseClick(window.sample_panel.copy_button, _left())
+    qtbot.mouseClick(window.sample_panel.results.copy_button, _left())
     copied = QGuiApplication.clipboard().image()
     assert not copied.isNull() and copied.width() >= 256
 
@@ -191,7 +205,8 @@ def test_inpaint_keeps_known_pixels_and_undo_restores_the_mask(qtbot, window, ti
     open_model(qtbot, window, tiny_export)
     manifest = window.state.manifest
     window.tabs.setCurrentWidget(window.inpaint_panel)
-    drop_files(qtbot, window, [_picture(tmp_path / "checker.png", manifest.height, manifest.width)])
+    with qtbot.waitSignal(window.controller.picture_loaded, timeout=30_000):
+        drop_files(qtbot, window, [_picture(tmp_path / "checker.png", manifest.height, manifest.width)])
     fitted = window.state.inpaint.fitted
     assert fitted is not None and fitted.image.shape == manifest.image_shape
 
@@ -218,7 +233,7 @@ def test_inpaint_keeps_known_pixels_and_undo_restores_the_mask(qtbot, window, ti
     for variant in result.images:
         np.testing.assert_array_equal(variant[known], fitted.image[known])
     assert not np.array_equal(result.images[0][~known], result.images[1][~known])  # variants differ
-    assert panel.results.image_count() == 4  # the original beside the variants
+    assert panel.results.grid.image_count() == 4  # the original beside the variants
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(SCREENSHOTS / "inpaint.png"))
 
@@ -243,8 +258,13 @@ def test_inpaint_keeps_known_pixels_and_undo_restores_the_mask(qtbot, window, ti
 # ----------------------------------------------------------------------------- errors
 
 
-def _failing_export(tiny_export: Path, out: Path) -> Path:
-    """A copy of the export whose sample_levels.onnx fails at run time (Reshape to a width of 7)."""
+def _failing_export(tiny_export: Path, out: Path, any_batch: bool = True) -> Path:
+    """A copy of the export whose sample_levels.onnx fails at run time: a Reshape of the images.
+
+    any_batch: reshape to [-1, 7], which fails on every batch (the app refuses the model when opening
+    it: its probe run fails); else reshape to [1, H, W, C], which passes the one-image probe and
+    fails on batches of two or more.
+    """
     import onnx
     from onnx import TensorProto, helper
 
@@ -261,7 +281,8 @@ def _failing_export(tiny_export: Path, out: Path) -> Path:
         helper.make_tensor_value_info("epsilon", TensorProto.FLOAT, []),
         helper.make_tensor_value_info("denoise", TensorProto.BOOL, []),
     ]
-    shape = helper.make_tensor("bad_shape", TensorProto.INT64, [2], [-1, 7])
+    target = [-1, 7] if any_batch else [1, height, width, channels]
+    shape = helper.make_tensor("bad_shape", TensorProto.INT64, [len(target)], target)
     graph = helper.make_graph(
         [helper.make_node("Reshape", ["images", "bad_shape"], ["out"])],
         "fails",
@@ -298,7 +319,13 @@ def test_errors_show_a_dialog_and_leave_the_app_usable(qtbot, window, tiny_expor
     expect_error(qtbot, window, lambda: controller.open_model(corrupt), "cannot")
     assert window.state.backend is not None  # the open model survives a failed open
 
-    open_model(qtbot, window, _failing_export(tiny_export, tmp_path / "failing"))
+    title = window.windowTitle()
+    expect_error(
+        qtbot, window, lambda: controller.open_model(_failing_export(tiny_export, tmp_path / "broken")), "does not run"
+    )
+    assert window.state.backend is not None and window.windowTitle() == title  # checked before the switch
+
+    open_model(qtbot, window, _failing_export(tiny_export, tmp_path / "failing", any_batch=False))
     window.state.update_sampler(batch_size=2, steps_per_level=STEPS)
     with qtbot.waitSignal(controller.run_failed, timeout=60_000):
         qtbot.mouseClick(window.sample_panel.generate_button, _left())
@@ -431,18 +458,44 @@ def test_settings_persist_and_the_last_model_reopens(qtbot, tiny_export, setting
     second.close()
 
 
+def _cells(shot, grid, count: int) -> list[np.ndarray]:
+    """The pixels of each grid cell in a screenshot of `grid` ([h, w, 3] uint8 each)."""
+    pixels = np.asarray(shot.convert("RGB"))
+    ratio = shot.width / grid.width()  # the device pixel ratio of the grab
+    cells = []
+    for index in range(count):
+        rect = grid.cell_rect(index)
+        top, left = round(rect.top() * ratio), round(rect.left() * ratio)
+        cells.append(pixels[top : top + round(rect.height() * ratio), left : left + round(rect.width() * ratio)])
+    return cells
+
+
 def test_screenshot_of_the_main_window_after_sampling(qtbot, window, tiny_export):
+    """The grid shows exactly the 16 samples, each cell the sample itself (not blank, not another image)."""
     open_model(qtbot, window, tiny_export)
     manifest = window.state.manifest
-    generate(
+    images = generate(
         qtbot, window, seed=0, seed_mode="increment", batch_size=16, steps_per_level=manifest.sampler.steps_per_level
     )
     qtbot.wait(50)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / "main_window.png"
-    assert window.grab().save(str(path))
+    assert window.grab().save(str(SCREENSHOTS / "main_window.png"))
+    grid = window.sample_panel.grid
+    assert grid.image_count() == 16
+    path = SCREENSHOTS / "grid.png"
+    assert grid.grab().save(str(path))
     with Image.open(path) as shot:
-        assert shot.size[0] >= 1000 and np.asarray(shot.convert("L")).std() > 10  # not blank
+        cells = _cells(shot, grid, 16)
+        rects = [grid.cell_rect(k) for k in range(16)]
+        assert all(not a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1 :])  # 16 separate cells
+        for cell, image in zip(cells, images, strict=True):
+            grey = cell.astype(float).mean(axis=2)  # [h, w]
+            assert grey.std() > 20  # a picture, not a blank cell
+            zoom = cell.shape[0] / manifest.height  # whole-pixel zoom: sample the centre of each model pixel
+            centres = grey[(np.arange(manifest.height) * zoom + zoom / 2).astype(int)][
+                :, (np.arange(manifest.width) * zoom + zoom / 2).astype(int)
+            ]
+            np.testing.assert_allclose(centres, np.round(np.clip(image[:, :, 0], 0, 1) * 255), atol=2)
 
 
 def test_command_line_entry_point_answers():

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 EMPTY_GREY = 0.5  # shown where no picture is loaded yet
 GRID_MIN_ZOOM = 12  # draw the pixel grid when a model pixel is at least this many screen pixels
+PREVIEW_SIDE = 512  # the source picture's preview is converted once at most this large
 
 
 class MaskCanvas(QWidget):
@@ -36,11 +37,12 @@ class MaskCanvas(QWidget):
         self._last_point: tuple[float, float] | None = None
         self._cursor: QPointF | None = None
         self.setMouseTracking(True)
-        self.setMinimumSize(200, 200)
+        self.setMinimumSize(150, 150)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setToolTip("Paint the region to fill in (left button); right button erases")
         state.inpaint_changed.connect(self.refresh)
+        state.picture_changed.connect(self.refresh)
         state.model_changed.connect(self.refresh)
         self.refresh()
 
@@ -48,6 +50,7 @@ class MaskCanvas(QWidget):
         return QSize(360, 360)
 
     def refresh(self) -> None:
+        """Redraw from the state: the model-sized picture with the mask (H x W pixels, whatever the source's size)."""
         state = self.state
         manifest, mask = state.manifest, state.mask
         if manifest is None or mask is None:
@@ -156,26 +159,41 @@ class MaskCanvas(QWidget):
 
 
 class PictureView(QWidget):
-    """The source picture, small, with the region used for the model outlined."""
+    """The source picture, small, with the region used for the model outlined.
+
+    The picture is converted for display once, when it changes, at most
+    PREVIEW_SIDE pixels on its long side: painting the mask never touches it.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._image: QImage | None = None
+        self._source: Image.Image | None = None
+        self._scale = 1.0  # preview pixels per picture pixel
         self._box: tuple[float, float, float, float] | None = None
-        self.setMinimumSize(160, 120)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.setMinimumSize(96, 72)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
 
     def sizeHint(self) -> QSize:
-        return QSize(220, 160)
+        return QSize(120, 90)
 
     def set_picture(self, picture: Image.Image | None, box: tuple[float, float, float, float] | None) -> None:
         """Show a PIL picture (None clears) with the used region `box` in its pixels."""
         if picture is None:
-            self._image = None
-        else:
-            rgb = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0  # [h, w, 3] in [0, 1]
+            self._image, self._source = None, None
+        elif picture is not self._source:
+            from PIL import Image
+
+            self._source = picture
+            preview = picture.convert("RGB")
+            side = max(preview.size)
+            if side > PREVIEW_SIDE:
+                size = (max(1, round(preview.width * PREVIEW_SIDE / side)), max(1, round(preview.height * PREVIEW_SIDE / side)))
+                preview = preview.resize(size, Image.Resampling.BILINEAR)
+            self._scale = preview.width / picture.width
+            rgb = np.asarray(preview, dtype=np.float32) / 255.0  # [h, w, 3] in [0, 1]
             self._image = to_qimage(rgb)
-        self._box = box
+        self._box = None if box is None else tuple(value * self._scale for value in box)  # type: ignore[assignment]
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802

@@ -10,32 +10,31 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from desktop.backend import seeds_for
 from desktop.backend.base import MAX_SEED
-from desktop.backend.runs import iter_inpaint, iter_sample
+from desktop.backend.runs import ChunkDone, iter_inpaint, iter_sample
 from desktop.history import EntryImages, HistoryEntry, RunSettings, new_entry_id
 from desktop.imaging import (
     PICTURE_SUFFIXES,
-    FittedPicture,
     LoadedPicture,
     PictureError,
     fit_picture,
     grid_columns,
     image_grid,
     picture_from_array,
-    upscale,
 )
 from desktop.loaded_model import LoadedModel
 from desktop.png_metadata import MAX_NAME_CHARS, ImageRecord, MetadataError, read_png_record, save_png
 from desktop.state import MAX_RUN_BYTES, AppState, RunResult, RunTiming, model_key
 from desktop.variations import iter_variations, variation_level
-from desktop.workers import LoadWorker, PictureWorker, RunWorker, start_in_thread
+from desktop.workers import ModelLoader, PictureLoader, RunJob, Runner, WorkerThread
 
 MODEL_SUFFIXES = (".onnx",)
 QUEUED = Qt.ConnectionType.QueuedConnection
@@ -100,35 +99,45 @@ class Controller(QObject):
     def __init__(self, state: AppState, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self._jobs: list[tuple[QThread, QObject]] = []
-        self._run_worker: RunWorker | None = None
+        self._run_job: RunJob | None = None
         self._run_context: _RunContext | None = None
         self._last_preview: np.ndarray | None = None
         self._loading_path = ""
         self._picture_purpose = ""  # "inpaint" or "show" (a dropped PNG)
         self._dropped_record: ImageRecord | None = None
+        self._jobs = 0  # the last job number; results of older jobs are ignored
+        self._load_job = self._picture_job = -1
         self.levels_per_chunk = 1
         self._timing_timer = QTimer(self)
         self._timing_timer.setInterval(TIMING_INTERVAL_MS)
         self._timing_timer.timeout.connect(state.timing_changed)
+        # One worker of each kind for the session, connected once (see desktop.workers). Their
+        # signals reach these bound slots queued, on the GUI thread.
+        self._loader, self._pictures, self._runner = ModelLoader(), PictureLoader(), Runner()
+        self._loader.loaded.connect(self._on_loaded, QUEUED)
+        self._loader.errored.connect(self._on_load_failed, QUEUED)
+        self._loader.runtime_missing.connect(self._on_runtime_missing, QUEUED)
+        self._pictures.loaded.connect(self._on_picture_loaded, QUEUED)
+        self._pictures.errored.connect(self._on_picture_failed, QUEUED)
+        self._runner.chunk_done.connect(self._on_chunk, QUEUED)
+        self._runner.preview.connect(self._on_preview, QUEUED)
+        self._runner.finished.connect(self._on_finished, QUEUED)
+        self._runner.cancelled.connect(self._on_cancelled, QUEUED)
+        self._runner.errored.connect(self._on_errored, QUEUED)
+        self._threads = [WorkerThread(worker) for worker in (self._loader, self._pictures, self._runner)]
 
     # ------------------------------------------------------------------ threads
 
-    def _start(self, worker: LoadWorker | RunWorker | PictureWorker) -> None:
-        self._prune()
-        self._jobs.append((start_in_thread(worker), worker))
-
-    def _prune(self) -> None:
-        """Drop finished threads and their workers (deleting them is safe once finished)."""
-        self._jobs = [(thread, worker) for thread, worker in self._jobs if not thread.isFinished()]
+    def _next_job(self) -> int:
+        self._jobs += 1
+        return self._jobs
 
     def shutdown(self, timeout_ms: int = 30_000) -> None:
-        """Cancel a run and wait for worker threads, then finish writing the history (window closing)."""
+        """Cancel a run and end the worker threads, then finish writing the history (window closing)."""
         self.cancel()
-        for thread, _worker in self._jobs:
-            thread.quit()
-            thread.wait(timeout_ms)
-        self._prune()
+        for thread in self._threads:
+            thread.stop(timeout_ms)
+        self._threads = []
         self._timing_timer.stop()
         self.state.history.close()
 
@@ -167,13 +176,9 @@ class Controller(QObject):
         path_text = str(Path(path).expanduser())
         self.state.set_loading(True)
         self.status.emit(f"Opening {path_text} ...")
-        worker = LoadWorker(path_text, runtime or self.state.preferred_runtime, provider)
         self._loading_path = path_text
-        # Bound slots of this GUI-thread object, queued: never lambdas (those run in the worker thread).
-        worker.loaded.connect(self._on_loaded, QUEUED)
-        worker.errored.connect(self._on_load_failed, QUEUED)
-        worker.runtime_missing.connect(self._on_runtime_missing, QUEUED)
-        self._start(worker)
+        self._load_job = self._next_job()
+        self._loader.request.emit(self._load_job, path_text, runtime or self.state.preferred_runtime, provider)
         return True
 
     def reload_model(self) -> bool:
@@ -182,9 +187,12 @@ class Controller(QObject):
             return False
         return self.open_model(self.state.model_path)
 
-    @Slot(object)
-    def _on_loaded(self, loaded: object) -> None:
+    @Slot(int, object)
+    def _on_loaded(self, job: int, loaded: object) -> None:
         assert isinstance(loaded, LoadedModel)
+        if job != self._load_job:  # a load nobody waits for any more (the window is closing)
+            loaded.backend.close()
+            return
         state = self.state
         key = model_key(loaded.path, loaded.backend)
         if loaded.probe is not None and state.call_times.seconds_per_call(key, loaded.probe.batch) is None:
@@ -196,8 +204,10 @@ class Controller(QObject):
         self.status.emit(f"Loaded {manifest.name} with {backend.runtime} ({backend.device})")
         self.model_loaded.emit()
 
-    @Slot(str)
-    def _on_load_failed(self, message: str) -> None:
+    @Slot(int, str)
+    def _on_load_failed(self, job: int, message: str) -> None:
+        if job != self._load_job:
+            return
         path = self._loading_path
         self.state.set_loading(False)
         if not Path(path).exists():
@@ -206,8 +216,10 @@ class Controller(QObject):
         self.error_occurred.emit("Cannot open model", message)
         self.model_failed.emit()
 
-    @Slot(str, str, object)
-    def _on_runtime_missing(self, message: str, wanted: str, available: object) -> None:
+    @Slot(int, str, str, object)
+    def _on_runtime_missing(self, job: int, message: str, wanted: str, available: object) -> None:
+        if job != self._load_job:
+            return
         self.state.set_loading(False)
         self.status.emit(message)
         self.runtime_missing.emit(self._loading_path, message, wanted, tuple(available))  # type: ignore[arg-type]
@@ -282,8 +294,7 @@ class Controller(QObject):
         backend = state.backend
         assert backend is not None
         levels = self.levels_per_chunk
-        worker = RunWorker(backend, lambda stop: iter_sample(backend, seeds, settings, levels, stop))
-        self._start_run("sample", worker, self._records("sample", seeds))
+        self._start_run("sample", lambda stop: iter_sample(backend, seeds, settings, levels, stop), self._records("sample", seeds))
         return True
 
     def inpaint(self) -> bool:
@@ -312,8 +323,8 @@ class Controller(QObject):
         levels = self.levels_per_chunk
         picture = fitted.image.copy()  # [H, W, C] in [0, 1]
         records = self._records("inpaint", seeds)
-        worker = RunWorker(backend, lambda stop: iter_inpaint(backend, picture, mask, seeds, settings, levels, stop))
-        self._start_run("inpaint", worker, records, original=picture, mask=mask)
+        run = lambda stop: iter_inpaint(backend, picture, mask, seeds, settings, levels, stop)  # noqa: E731
+        self._start_run("inpaint", run, records, original=picture, mask=mask)
         return True
 
     def variations(self, slot: str, index: int) -> bool:
@@ -344,17 +355,15 @@ class Controller(QObject):
         backend = state.backend
         levels = self.levels_per_chunk
         source = image.astype(np.float32).copy()  # [H, W, C] in [0, 1]
-        worker = RunWorker(
-            backend, lambda stop: iter_variations(backend, source, seeds, start, settings, levels, stop)
-        )
-        self._start_run("variation", worker, self._records("variation", seeds, start), original=source, first=start)
+        run = lambda stop: iter_variations(backend, source, seeds, start, settings, levels, stop)  # noqa: E731
+        self._start_run("variation", run, self._records("variation", seeds, start), original=source, first=start)
         self.show_tab.emit("sample")
         return True
 
     def _start_run(
         self,
         kind: str,
-        worker: RunWorker,
+        make_run: Callable[[Callable[[], bool]], Iterator[ChunkDone]],
         records: tuple[ImageRecord, ...],
         original: np.ndarray | None = None,
         mask: np.ndarray | None = None,
@@ -379,12 +388,9 @@ class Controller(QObject):
             model_path=state.model_path,
         )
         self._run_context, self._last_preview = context, None
-        worker.chunk_done.connect(self._on_chunk, QUEUED)
-        worker.preview.connect(self._on_preview, QUEUED)
-        worker.finished.connect(self._on_finished, QUEUED)
-        worker.cancelled.connect(self._on_cancelled, QUEUED)
-        worker.errored.connect(self._on_errored, QUEUED)
-        self._run_worker = worker
+        assert state.backend is not None
+        job = RunJob(self._next_job(), state.backend, make_run)
+        self._run_job = job
         calls = state.network_calls(kind, first)
         state.set_timing(
             RunTiming(
@@ -400,7 +406,7 @@ class Controller(QObject):
         state.set_busy(kind)
         self._timing_timer.start()
         self.status.emit({"sample": "Sampling ...", "inpaint": "Inpainting ...", "variation": "Making variations ..."}[kind])
-        self._start(worker)
+        self._runner.request.emit(job)
 
     def _result(self, images: object, complete: bool, caption: str = "") -> RunResult:
         context = self._run_context
@@ -409,10 +415,14 @@ class Controller(QObject):
             context.kind, np.asarray(images), context.records, context.original, context.mask, complete, caption
         )
 
-    @Slot(int, int, int, float)
-    def _on_chunk(self, done: int, chunks: int, reached_level: int, when: float) -> None:
+    def _current(self, job: int) -> bool:
+        """Whether `job` is the run in progress (signals of older runs are ignored)."""
+        return self._run_job is not None and job == self._run_job.job_id
+
+    @Slot(int, int, int, int, float)
+    def _on_chunk(self, job: int, done: int, chunks: int, reached_level: int, when: float) -> None:
         context, timing = self._run_context, self.state.timing
-        if context is None or timing is None:
+        if not self._current(job) or context is None or timing is None:
             return
         timing.levels_done = reached_level - context.first_level
         timing.calls_done = context.calls_done(reached_level)
@@ -420,20 +430,21 @@ class Controller(QObject):
         self.state.set_progress(timing.levels_done, timing.num_levels)
         self.state.timing_changed.emit()
 
-    @Slot(object)
-    def _on_preview(self, images: object) -> None:
+    @Slot(int, object)
+    def _on_preview(self, job: int, images: object) -> None:
         context = self._run_context
-        if context is not None:
+        if self._current(job) and context is not None:
             self._last_preview = np.asarray(images)
             timing = self.state.timing
             level = timing.levels_done if timing is not None else 0
             total = timing.num_levels if timing is not None else 0
             self.state.set_result(self._result(images, complete=False, caption=f"running: level {level} of {total}"))
 
-    @Slot(object)
-    def _on_finished(self, images: object) -> None:
+    @Slot(int, object)
+    def _on_finished(self, job: int, images: object) -> None:
         state, context, timing = self.state, self._run_context, self.state.timing
-        assert context is not None
+        if not self._current(job) or context is None:
+            return
         seconds = timing.elapsed() if timing is not None else 0.0
         if timing is not None:
             state.call_times.record(state.model_key, timing.batch, timing.calls_total, seconds)
@@ -449,10 +460,10 @@ class Controller(QObject):
         self.status.emit(f"Done in {seconds:.1f} s: {len(result.images)} image(s), {seeds}")
         self.run_finished.emit(result.kind)
 
-    @Slot()
-    def _on_cancelled(self) -> None:
+    @Slot(int)
+    def _on_cancelled(self, job: int) -> None:
         context, timing = self._run_context, self.state.timing
-        if context is None:
+        if not self._current(job) or context is None:
             return
         levels = timing.levels_done if timing is not None else 0
         seconds = timing.elapsed() if timing is not None else 0.0
@@ -466,8 +477,10 @@ class Controller(QObject):
         self._last_preview = None
         self.run_cancelled.emit(context.kind)
 
-    @Slot(str)
-    def _on_errored(self, message: str) -> None:
+    @Slot(int, str)
+    def _on_errored(self, job: int, message: str) -> None:
+        if not self._current(job):
+            return
         context = self._run_context
         kind = context.kind if context is not None else ""
         self._end_run()
@@ -478,7 +491,7 @@ class Controller(QObject):
         self.run_failed.emit(kind)
 
     def _end_run(self) -> None:
-        self._run_worker, self._run_context = None, None
+        self._run_job, self._run_context = None, None
         self._timing_timer.stop()
         self.state.set_busy("")
         self.state.set_progress(0, 0)
@@ -486,8 +499,8 @@ class Controller(QObject):
 
     def cancel(self) -> None:
         """Stop the running job within the current chunk (at once with onnxruntime)."""
-        if self._run_worker is not None:
-            self._run_worker.cancel()
+        if self._run_job is not None:
+            self._run_job.cancel()
             self.status.emit("Cancelling ...")
 
     # ------------------------------------------------------------------ history
@@ -749,15 +762,15 @@ class Controller(QObject):
         self._picture_purpose = purpose
         self.state.set_picture_loading(True)
         self.status.emit(f"Loading {Path(path).name} ...")
-        worker = PictureWorker(str(path))
-        worker.loaded.connect(self._on_picture_loaded, QUEUED)
-        worker.errored.connect(self._on_picture_failed, QUEUED)
-        self._start(worker)
+        self._picture_job = self._next_job()
+        self._pictures.request.emit(self._picture_job, str(path))
         return True
 
-    @Slot(object)
-    def _on_picture_loaded(self, picture: object) -> None:
+    @Slot(int, object)
+    def _on_picture_loaded(self, job: int, picture: object) -> None:
         assert isinstance(picture, LoadedPicture)
+        if job != self._picture_job:
+            return
         self.state.set_picture_loading(False)
         if self._picture_purpose == "show":
             self._show_dropped(picture)
@@ -775,8 +788,10 @@ class Controller(QObject):
         self.show_tab.emit("inpaint")
         self.picture_loaded.emit()
 
-    @Slot(str)
-    def _on_picture_failed(self, message: str) -> None:
+    @Slot(int, str)
+    def _on_picture_failed(self, job: int, message: str) -> None:
+        if job != self._picture_job:
+            return
         self.state.set_picture_loading(False)
         self.status.emit("Could not open the picture")
         self.error_occurred.emit("Cannot open picture", message)
@@ -827,6 +842,7 @@ class Controller(QObject):
                 caption=f"Dropped {Path(picture.path).name}: its settings are restored",
             )
         )
+        self.status.emit(f"Restored the settings of {Path(picture.path).name}: {record.describe()}")
         self.show_tab.emit("sample")
 
     def handle_drop(self, paths: list[str], active_tab: str) -> None:
@@ -901,6 +917,3 @@ def free_path(path: Path) -> Path:
         candidate = path.with_name(f"{path.stem}-{counter}{path.suffix}")
         counter += 1
     return candidate
-
-
-__all__ = ["Controller", "FittedPicture", "free_path", "image_file_name", "safe_name", "upscale"]

@@ -101,21 +101,41 @@ def _open_checked(path: str | os.PathLike[str]) -> Image.Image:
     from PIL import Image
 
     name = os.path.basename(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own bound is checked below
-        picture = Image.open(os.fspath(path))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own bound is checked below
+            picture = Image.open(os.fspath(path))
+    except Image.DecompressionBombError:  # Pillow's own, larger bound: state ours, with the picture's size
+        width, height = _header_size(path)
+        raise _too_large(name, width, height) from None
     if picture.format not in PICTURE_FORMATS:
         picture.close()
         raise PictureError(f"{name} is a {picture.format} picture; open a PNG, JPEG or BMP file")
-    pixels = picture.width * picture.height
-    if pixels > MAX_DECODE_PIXELS:
+    if picture.width * picture.height > MAX_DECODE_PIXELS:
         picture.close()
-        raise PictureError(
-            f"{name} is {picture.width} x {picture.height} ({pixels / 1e6:.0f} megapixels); the app decodes at most "
-            f"{MAX_DECODE_PIXELS / 1e6:.0f} megapixels (about {MAX_DECODE_PIXELS * DECODE_BYTES_PER_PIXEL / 1e9:.1f} "
-            "GB while loading): shrink it first"
-        )
+        raise _too_large(name, picture.width, picture.height)
     return picture
+
+
+def _too_large(name: str, width: int, height: int) -> PictureError:
+    return PictureError(
+        f"{name} is {width} x {height} ({width * height / 1e6:.0f} megapixels); the app decodes at most "
+        f"{MAX_DECODE_PIXELS / 1e6:.0f} megapixels (about {MAX_DECODE_PIXELS * DECODE_BYTES_PER_PIXEL / 1e9:.1f} "
+        "GB while loading): shrink it first"
+    )
+
+
+def _header_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(width, height) from a PNG/JPEG/BMP header, read by the format's own Pillow plugin (no decoding)."""
+    from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin
+
+    for plugin in (PngImagePlugin.PngImageFile, JpegImagePlugin.JpegImageFile, BmpImagePlugin.BmpImageFile):
+        try:
+            with plugin(os.fspath(path)) as picture:
+                return picture.size
+        except (OSError, SyntaxError, ValueError):
+            continue
+    raise PictureError(f"cannot read {os.path.basename(path)} as a picture; is it a PNG, JPEG or BMP?")
 
 
 def _flatten(picture: Image.Image) -> Image.Image:

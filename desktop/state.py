@@ -139,7 +139,8 @@ class AppState(QObject):
         loading_changed(bool): a model is being loaded.
         runtime_changed(): preferred runtime or provider changed.
         sampler_changed(): any sampler setting changed.
-        inpaint_changed(): fit mode, brush or mask changed.
+        inpaint_changed(): fit mode or brush changed (settings that are saved).
+        mask_changed(): the mask changed (a stroke, a preset, undo/redo, a new model).
         picture_changed(): the picture to inpaint changed.
         picture_loading_changed(bool): a picture is being loaded.
         busy_changed(str): the running job kind ("sample", "inpaint", "variation") or "" when idle.
@@ -156,6 +157,7 @@ class AppState(QObject):
     runtime_changed = Signal()
     sampler_changed = Signal()
     inpaint_changed = Signal()
+    mask_changed = Signal()
     picture_changed = Signal()
     picture_loading_changed = Signal(bool)
     busy_changed = Signal(str)
@@ -235,6 +237,7 @@ class AppState(QObject):
             old.close()
         self.model_changed.emit()
         self.inpaint_changed.emit()
+        self.mask_changed.emit()
         for kind in RUN_KINDS:
             self.results_changed.emit(kind)
 
@@ -389,25 +392,25 @@ class AppState(QObject):
         """A new mask as an undoable step."""
         if self.inpaint.history is not None:
             self.inpaint.history.push(mask)
-            self.inpaint_changed.emit()
+            self.mask_changed.emit()
 
     def continue_mask(self, mask: np.ndarray) -> None:
         """Update the mask within the current step (a brush stroke in progress)."""
         if self.inpaint.history is not None:
             self.inpaint.history.replace(mask)
-            self.inpaint_changed.emit()
+            self.mask_changed.emit()
 
     def undo_mask(self) -> bool:
         history = self.inpaint.history
         if history is not None and history.undo():
-            self.inpaint_changed.emit()
+            self.mask_changed.emit()
             return True
         return False
 
     def redo_mask(self) -> bool:
         history = self.inpaint.history
         if history is not None and history.redo():
-            self.inpaint_changed.emit()
+            self.mask_changed.emit()
             return True
         return False
 

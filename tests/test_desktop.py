@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from desktop_helpers import STEPS, drop_files, expect_error, generate, make_window, open_model, start_and_cancel
+from desktop_helpers import left as _left
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "build" / "screenshots"
-STEPS = 3  # Langevin steps per level in tests: enough to exercise the loop, cheap
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -37,55 +38,9 @@ def settings_file(tmp_path) -> str:
 
 @pytest.fixture
 def window(qtbot, settings_file):
-    from PySide6.QtCore import QSettings
-
-    from desktop.widgets.main_window import MainWindow
-
-    main_window = MainWindow(settings=QSettings(settings_file, QSettings.Format.IniFormat))
-    qtbot.addWidget(main_window)
-    main_window.resize(1180, 760)
-    main_window.show()
-    main_window.controller.levels_per_chunk = 1
+    main_window = make_window(qtbot, settings_file)
     yield main_window
     main_window.controller.shutdown()
-
-
-def open_model(qtbot, window, path, runtime=None) -> None:
-    with qtbot.waitSignal(window.controller.model_loaded, timeout=120_000):
-        assert window.controller.open_model(path, runtime=runtime)
-
-
-def generate(qtbot, window, **sampler) -> np.ndarray:
-    window.state.update_sampler(**sampler)
-    with qtbot.waitSignal(window.controller.run_finished, timeout=120_000):
-        qtbot.mouseClick(window.sample_panel.generate_button, _left())
-    return window.state.results["sample"].images.copy()
-
-
-def _left():
-    from PySide6.QtCore import Qt
-
-    return Qt.MouseButton.LeftButton
-
-
-def drop_files(qtbot, window, paths) -> None:
-    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-    from PySide6.QtGui import QDropEvent
-
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = QDropEvent(
-        QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
-    )
-    window.dropEvent(event)
-    qtbot.wait(50)  # the drop is handled on the next event-loop turn
-
-
-def expect_error(qtbot, window, action, words: str) -> None:
-    with qtbot.waitSignal(window.error_shown, timeout=60_000) as blocker:
-        action()
-    title, message = blocker.args
-    assert words.lower() in (title + " " + message).lower(), (title, message)
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -189,6 +144,193 @@ def test_click_enlarges_and_copy_puts_an_image_on_the_clipboard(qtbot, window, t
     qtbot.mouseClick(window.sample_panel.results.copy_button, _left())
     copied = QGuiApplication.clipboard().image()
     assert not copied.isNull() and copied.width() >= 256
+
+
+# ----------------------------------------------------------------------------- history, estimates, actions
+
+
+def test_history_keeps_finished_and_cancelled_runs_and_brings_them_back(qtbot, tiny_export, settings_file):
+    """generate -> cancel: the first grid is still in the history, restores its images and settings, after a restart too."""
+    window = make_window(qtbot, settings_file)
+    open_model(qtbot, window, tiny_export)
+    first = generate(qtbot, window, seed=40, seed_mode="increment", batch_size=6, steps_per_level=STEPS, denoise=True)
+    assert window.state.sampler.seed == 46
+    start_and_cancel(qtbot, window, steps_per_level=100_000, batch_size=3, denoise=False)
+    shown = window.state.results["sample"]
+    np.testing.assert_array_equal(shown.images, first)  # the cancelled run does not replace the finished grid
+    entries = list(window.state.history.entries)
+    assert [entry.status for entry in entries] == ["finished", "cancelled"]
+    assert entries[0].seeds == tuple(range(40, 46)) and entries[1].seeds == (46, 47, 48)
+    strip = window.history_strip
+    assert strip.entry_ids() == [entries[1].entry_id, entries[0].entry_id]  # newest first
+    assert "cancelled" in entries[1].label() and "CANCELLED" in entries[1].describe()
+
+    window.state.update_sampler(seed=999, seed_mode="random", steps_per_level=7, batch_size=2, epsilon=1e-3)
+    window.state.set_result(None, "sample")
+    qtbot.mouseClick(strip.cells, _left(), pos=strip.cell_rect(1).center())  # the older entry: the first grid
+    sampler = window.state.sampler
+    assert (sampler.seed, sampler.seed_mode, sampler.batch_size, sampler.steps_per_level, sampler.denoise) == (
+        40, "fixed", 6, STEPS, True
+    )
+    assert sampler.epsilon == pytest.approx(window.state.manifest.sampler.epsilon)
+    restored = window.state.results["sample"]
+    assert restored.complete and "From the history" in restored.caption
+    np.testing.assert_array_equal(restored.images, np.round(np.clip(first, 0, 1) * 255) / 255)  # 8-bit, as saved
+    again = generate(qtbot, window)  # the restored settings reproduce the grid
+    np.testing.assert_allclose(again, first, atol=1e-5)
+    window.history_strip.grab().save(str(_screenshots() / "history_strip.png"))
+    window.close()
+
+    reopened = make_window(qtbot, settings_file)  # the history was written to disk and is read back
+    assert [entry.entry_id for entry in reopened.state.history.entries] == [entry.entry_id for entry in entries] + [
+        window.state.history.entries[-1].entry_id
+    ]
+    assert reopened.controller.restore_history(entries[0].entry_id)
+    np.testing.assert_array_equal(reopened.state.results["sample"].images, restored.images)
+    assert reopened.state.sampler.batch_size == 6
+    reopened.close()
+
+
+def _screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+def test_estimate_before_generate_and_progress_during_the_run(qtbot, window, tiny_export):
+    open_model(qtbot, window, tiny_export)
+    manifest = window.state.manifest
+    window.state.update_sampler(batch_size=4, steps_per_level=STEPS, denoise=True)
+    calls = manifest.num_levels * STEPS + 1
+    text = window.sample_panel.estimate.text()
+    assert text.startswith(f"{calls} network calls ({manifest.num_levels} levels \u00d7 {STEPS} steps + 1)")
+    assert "roughly" in text  # only the one-image probe of the opening is known so far
+    generate(qtbot, window)
+    assert "about" in window.sample_panel.estimate.text()  # this batch size is measured now
+    timings = []
+    window.state.timing_changed.connect(lambda: timings.append(window.timing_label.text()))
+    window.state.update_sampler(steps_per_level=100_000)
+    qtbot.mouseClick(window.sample_panel.generate_button, _left())
+    qtbot.waitUntil(lambda: any("network calls" in t for t in timings), timeout=10_000)
+    assert any(f"/ {manifest.num_levels * 100_000 + 1:,} network calls" in t and "left" in t for t in timings), timings
+    with qtbot.waitSignal(window.controller.run_cancelled, timeout=30_000):
+        window.controller.cancel()
+
+
+def test_right_click_seed_variations_and_inpaint_this(qtbot, window, tiny_export):
+    open_model(qtbot, window, tiny_export)
+    images = generate(qtbot, window, seed=3, seed_mode="increment", batch_size=4, steps_per_level=STEPS)
+    grid, results = window.sample_panel.grid, window.sample_panel.results
+    results.show_menu(2, grid.mapToGlobal(grid.cell_rect(2).center()))
+    texts = [action.text() for action in results.menu.actions() if action.text()]
+    assert texts[:4] == ["Enlarge", "Use seed 5 and its settings", "Variations (4)", "Inpaint this"]
+    assert "unrelated" in results.menu.actions()[2].toolTip()  # says what variations are, and are not
+
+    assert window.controller.use_seed("sample", 2)
+    assert (window.state.sampler.seed, window.state.sampler.seed_mode) == (5, "fixed")
+    alone = generate(qtbot, window, batch_size=1)[0]
+    np.testing.assert_allclose(alone, images[2], atol=1e-5)  # Generate makes that image first
+
+    generate(qtbot, window, batch_size=4, seed=3)
+    with qtbot.waitSignal(window.controller.run_finished, timeout=120_000):
+        assert window.controller.variations("sample", 1)
+    result = window.state.results["sample"]
+    source = images[1]
+    assert result.kind == "variation" and result.records[0].start_level == window.state.manifest.num_levels // 2
+    np.testing.assert_array_equal(result.original, source)
+    assert window.sample_panel.grid.image_count() == 1 + len(result.images)  # the source first
+    near = np.abs(result.images - source).mean()
+    fresh = np.abs(images[[0, 2, 3]] - source).mean()
+    assert near < fresh / 2  # variations keep the image's shape; other seeds are other images
+    assert len({variation.tobytes() for variation in result.images}) == len(result.images)  # and differ
+
+    assert window.controller.inpaint_this("sample", 0)
+    assert window.current_tab() == "inpaint"
+    np.testing.assert_allclose(window.state.inpaint.fitted.image, result.images[0], atol=0.5 / 255)
+
+
+def test_saves_are_enlarged_and_named_alike_and_the_grid_is_one_png(qtbot, window, tiny_export, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from desktop.png_metadata import read_png_record
+
+    open_model(qtbot, window, tiny_export)
+    images = generate(qtbot, window, seed=20, seed_mode="fixed", batch_size=5, steps_per_level=STEPS)
+    window.state.set_save_scale(3)
+    (one,) = window.controller.save_results("sample", tmp_path / "three")[:1]
+    with Image.open(one) as saved:
+        assert saved.size == (8 * 3, 8 * 3)
+    window.state.set_save_scale(0)  # automatic: the shorter side reaches 256 px
+    written = window.controller.save_results("sample", tmp_path / "auto")
+    with Image.open(written[0]) as saved:
+        assert saved.size == (256, 256)
+
+    asked = []
+    def save_file_name(parent, title, start, name_filter):
+        asked.append(start)
+        return str(tmp_path / "grid.png"), ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_file_name)
+    window.sample_panel.results.save_one_dialog(0)
+    assert Path(asked[0]).name == written[0].name == "digits_mixture_sample_seed20.png"  # viewer and batch agree
+    window.sample_panel.results.save_grid_dialog()
+    assert Path(asked[1]).name == "digits_mixture_sample_grid_seeds20-24.png"
+    with Image.open(tmp_path / "grid.png") as grid:
+        columns, rows = 3, 2  # near-square grid of 5, 1 model pixel of white between images
+        assert grid.size == ((columns * 9 + 1) * 32, (rows * 9 + 1) * 32)
+        pixels = np.asarray(grid)
+        np.testing.assert_array_equal(pixels[32::32, 32::32][:8, :8], np.round(np.clip(images[0, :, :, 0], 0, 1) * 255))
+    record = read_png_record(tmp_path / "grid.png")
+    assert (record.seed, record.count) == (20, 5)
+    window.state.update_sampler(batch_size=1, seed=0)
+    with qtbot.waitSignal(window.state.results_changed, timeout=30_000):
+        drop_files(qtbot, window, [tmp_path / "grid.png"])
+    assert (window.state.sampler.seed, window.state.sampler.batch_size) == (20, 5)  # the whole grid comes back
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def _overlaps(root) -> list[str]:
+    """Pairs of visible sibling widgets that intersect, and visible children poking out of their parent."""
+    from PySide6.QtWidgets import QScrollArea, QWidget
+
+    problems = []
+    for parent in [root, *root.findChildren(QWidget)]:
+        if not parent.isVisible() or parent.isWindow() and parent is not root:
+            continue
+        children = [c for c in parent.children() if isinstance(c, QWidget) and c.isVisible() and not c.isWindow()]
+        for index, first in enumerate(children):
+            for second in children[index + 1 :]:
+                if first.geometry().intersects(second.geometry()):
+                    problems.append(f"{type(first).__name__} {first.geometry()} overlaps {type(second).__name__} {second.geometry()} in {type(parent).__name__}")
+            inner = parent.rect()
+            scrolled = isinstance(parent.parent(), QScrollArea) or type(parent).__name__ == "QWidget" and parent.objectName() == "qt_scrollarea_viewport"
+            if not scrolled and not inner.contains(first.geometry()):
+                problems.append(f"{type(first).__name__} {first.geometry()} leaves {type(parent).__name__} {inner}")
+    return problems
+
+
+def test_nothing_overlaps_at_800_by_600(qtbot, window, tiny_export, tmp_path):
+    open_model(qtbot, window, tiny_export)
+    window.resize(800, 600)
+    generate(qtbot, window, seed=0, seed_mode="increment", batch_size=16, steps_per_level=STEPS)
+    generate(qtbot, window, batch_size=4)
+    start_and_cancel(qtbot, window, steps_per_level=100_000, batch_size=9)
+    manifest = window.state.manifest
+    window.tabs.setCurrentWidget(window.inpaint_panel)
+    with qtbot.waitSignal(window.controller.picture_loaded, timeout=30_000):
+        window.controller.open_picture(_picture(tmp_path / "checker.png", manifest.height * 40, manifest.width * 60))
+    window.inpaint_panel.apply_preset("centre square")
+    window.state.update_sampler(variants=3, steps_per_level=STEPS)
+    with qtbot.waitSignal(window.controller.run_finished, timeout=120_000):
+        window.controller.inpaint()
+    window.sampler_panel.advanced_button.setChecked(True)
+    for tab in (window.inpaint_panel, window.sample_panel):
+        window.tabs.setCurrentWidget(tab)
+        qtbot.wait(50)
+        assert (window.width(), window.height()) == (800, 600), "the window cannot shrink to 800 x 600"
+        assert _overlaps(window) == []
+        window.grab().save(str(_screenshots() / f"desktop_800x600_{window.current_tab()}.png"))
 
 
 # ----------------------------------------------------------------------------- inpainting

@@ -168,6 +168,7 @@ class InpaintPanel(QWidget):
         self.variants.valueChanged.connect(self._variants_changed)
         self.inpaint_button.clicked.connect(controller.inpaint)
         state.inpaint_changed.connect(self.refresh)
+        state.mask_changed.connect(self.refresh_undo)
         state.picture_changed.connect(self.refresh_picture)
         state.picture_loading_changed.connect(self.refresh)
         state.sampler_changed.connect(self.refresh)
@@ -215,7 +216,7 @@ class InpaintPanel(QWidget):
         self.refresh()
 
     def refresh(self, *args: object) -> None:
-        """Controls and texts (cheap: called on every brush stroke; the picture preview is not redrawn here)."""
+        """Controls and texts (the picture preview is redrawn only when the picture changes)."""
         state = self.state
         inpaint = state.inpaint
         idle = not state.busy and not state.loading
@@ -232,9 +233,7 @@ class InpaintPanel(QWidget):
             self.variants.blockSignals(True)
             self.variants.setValue(state.sampler.variants)
             self.variants.blockSignals(False)
-        history = inpaint.history
-        self.undo_button.setEnabled(idle and history is not None and history.can_undo)
-        self.redo_button.setEnabled(idle and history is not None and history.can_redo)
+        self.refresh_undo()
         for widget in (self.clear_button, self.invert_button, self.preset, self.canvas, self.variants):
             widget.setEnabled(idle and has_model)
         picture_idle = idle and has_model and not state.picture_loading
@@ -250,6 +249,14 @@ class InpaintPanel(QWidget):
             placeholder = "Paint what to fill in (tinted), then press Inpaint."
         self.results.grid.set_placeholder(placeholder)
         self.estimate.setText(estimate_text(state, "inpaint") if has_model else "")
+
+    def refresh_undo(self) -> None:
+        """Undo / Redo availability (the only controls a brush stroke changes)."""
+        state = self.state
+        idle = not state.busy and not state.loading
+        history = state.inpaint.history
+        self.undo_button.setEnabled(idle and history is not None and history.can_undo)
+        self.redo_button.setEnabled(idle and history is not None and history.can_redo)
 
     def refresh_picture(self) -> None:
         """The picture preview and its description (only when the picture or its fit changed)."""

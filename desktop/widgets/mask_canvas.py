@@ -33,6 +33,8 @@ class MaskCanvas(QWidget):
         super().__init__(parent)
         self.state = state
         self._image: QImage | None = None
+        self._size: tuple[int, int] | None = None  # (width, height) of the model's images
+        self._stale = True
         self._stroke_value: float | None = None
         self._last_point: tuple[float, float] | None = None
         self._cursor: QPointF | None = None
@@ -42,6 +44,7 @@ class MaskCanvas(QWidget):
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setToolTip("Paint the region to fill in (left button); right button erases")
         state.inpaint_changed.connect(self.refresh)
+        state.mask_changed.connect(self.refresh)
         state.picture_changed.connect(self.refresh)
         state.model_changed.connect(self.refresh)
         self.refresh()
@@ -50,24 +53,37 @@ class MaskCanvas(QWidget):
         return QSize(360, 360)
 
     def refresh(self) -> None:
-        """Redraw from the state: the model-sized picture with the mask (H x W pixels, whatever the source's size)."""
-        state = self.state
-        manifest, mask = state.manifest, state.mask
-        if manifest is None or mask is None:
-            self._image = None
-        else:
-            fitted = state.inpaint.fitted
-            picture = (
-                fitted.image if fitted is not None else np.full(manifest.image_shape, EMPTY_GREY, np.float32)
-            )  # [H, W, C] in [0, 1]
-            self._image = to_qimage(overlay_mask(picture, mask))
+        """Mark the picture for redrawing; it is converted when painted, at most once per screen update.
+
+        A burst of brush moves between two paints costs one conversion of H x W model
+        pixels (whatever the source picture's size), never one per move.
+        """
+        manifest = self.state.manifest
+        self._size = (manifest.width, manifest.height) if manifest is not None and self.state.mask is not None else None
+        self._stale = True
         self.update()
+
+    def current_image(self) -> QImage | None:
+        """The model-sized picture with the mask tinted, converted now if the state changed since."""
+        if self._stale:
+            state = self.state
+            manifest, mask = state.manifest, state.mask
+            if manifest is None or mask is None:
+                self._image = None
+            else:
+                fitted = state.inpaint.fitted
+                picture = (
+                    fitted.image if fitted is not None else np.full(manifest.image_shape, EMPTY_GREY, np.float32)
+                )  # [H, W, C] in [0, 1]
+                self._image = to_qimage(overlay_mask(picture, mask))
+            self._stale = False
+        return self._image
 
     def image_rect(self) -> QRect:
         """Where the model-sized image is drawn (whole-pixel zoom, centred)."""
-        if self._image is None:
+        if self._size is None:
             return QRect()
-        width, height = self._image.width(), self._image.height()
+        width, height = self._size
         zoom = min(self.width() / width, self.height() / height)
         zoom = math.floor(zoom) if zoom >= 1 else zoom
         draw_w, draw_h = max(1, int(width * zoom)), max(1, int(height * zoom))
@@ -76,38 +92,39 @@ class MaskCanvas(QWidget):
     def model_point(self, point: QPointF) -> tuple[float, float]:
         """Widget coordinates -> (x, y) in model pixels."""
         rect = self.image_rect()
-        assert self._image is not None
+        assert self._size is not None
+        width, height = self._size
         return (
-            (point.x() - rect.left()) * self._image.width() / rect.width(),
-            (point.y() - rect.top()) * self._image.height() / rect.height(),
+            (point.x() - rect.left()) * width / rect.width(),
+            (point.y() - rect.top()) * height / rect.height(),
         )
 
     def widget_point(self, x: float, y: float) -> QPointF:
         """(x, y) in model pixels -> widget coordinates (for tests and the cursor)."""
         rect = self.image_rect()
-        assert self._image is not None
-        return QPointF(
-            rect.left() + x * rect.width() / self._image.width(), rect.top() + y * rect.height() / self._image.height()
-        )
+        assert self._size is not None
+        width, height = self._size
+        return QPointF(rect.left() + x * rect.width() / width, rect.top() + y * rect.height() / height)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(38, 40, 44))
-        if self._image is None:
+        image = self.current_image()
+        if image is None:
             painter.setPen(QColor(170, 170, 170))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Open a model to paint a mask")
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         rect = self.image_rect()
-        painter.drawImage(rect, self._image)
-        zoom = rect.width() / self._image.width()
+        painter.drawImage(rect, image)
+        zoom = rect.width() / image.width()
         if zoom >= GRID_MIN_ZOOM:
             painter.setPen(QPen(QColor(0, 0, 0, 40), 1))
-            for column in range(1, self._image.width()):
+            for column in range(1, image.width()):
                 x = rect.left() + round(column * zoom)
                 painter.drawLine(x, rect.top(), x, rect.bottom())
-            for row in range(1, self._image.height()):
-                y = rect.top() + round(row * rect.height() / self._image.height())
+            for row in range(1, image.height()):
+                y = rect.top() + round(row * rect.height() / image.height())
                 painter.drawLine(rect.left(), y, rect.right(), y)
         if self._cursor is not None and rect.contains(self._cursor.toPoint()):
             radius = max(self.state.inpaint.brush_size, 1) / 2 * zoom
@@ -130,7 +147,7 @@ class MaskCanvas(QWidget):
         self._last_point = current
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self._image is None or self.state.busy:
+        if self._size is None or self.state.busy:
             return
         if event.button() == Qt.MouseButton.LeftButton:
             self._stroke_value = KNOWN if self.state.inpaint.erasing else UNKNOWN

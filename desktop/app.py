@@ -92,7 +92,7 @@ def qt_platform_problem(plugin: str | os.PathLike[str] | None = None, environmen
     try:
         ctypes.CDLL(os.fspath(plugin), mode=getattr(os, "RTLD_LAZY", 1) | getattr(os, "RTLD_LOCAL", 0))
     except OSError as error:
-        reason = str(error).split(": ", 1)[-1] if ": " in str(error) else str(error)
+        reason = str(error).removeprefix(os.fspath(plugin) + ": ")  # e.g. "libxcb-icccm.so.4: cannot open ..."
         return PLATFORM_HINT.format(reason=reason)
     if not environment.get("DISPLAY") and not environment.get("QT_QPA_PLATFORM"):
         return (

@@ -108,9 +108,11 @@ class CallTimes:
 
 
 def format_duration(seconds: float) -> str:
-    """A short human duration: "0.4 s", "12 s", "3 min 05 s", "2 h 10 min"."""
+    """A short human duration: "0.04 s", "0.4 s", "2.5 s", "12 s", "3 min 05 s", "2 h 10 min"."""
     if not math.isfinite(seconds) or seconds < 0:
         return "?"
+    if seconds < 1:
+        return f"{seconds:.1g} s"
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds < 60:

@@ -290,6 +290,16 @@ def test_saves_are_enlarged_and_named_alike_and_the_grid_is_one_png(qtbot, windo
 # ----------------------------------------------------------------------------- layout
 
 
+def _digit_picture(path: Path, index: int = 42, zoom: int = 12) -> Path:
+    """One of scikit-learn's 8 x 8 digits (not one of the mixture's 20 centres), enlarged to a 96 x 96 PNG."""
+    from sklearn.datasets import load_digits
+
+    digit = load_digits().images[index] / 16.0  # [8, 8] in [0, 1]
+    pixels = np.round(np.kron(digit, np.ones((zoom, zoom))) * 255).astype(np.uint8)
+    Image.fromarray(pixels, mode="L").save(path)
+    return path
+
+
 def _overlaps(root) -> list[str]:
     """Pairs of visible sibling widgets that intersect, and visible children poking out of their parent."""
     from PySide6.QtWidgets import QScrollArea, QWidget
@@ -316,21 +326,30 @@ def test_nothing_overlaps_at_800_by_600(qtbot, window, tiny_export, tmp_path):
     generate(qtbot, window, seed=0, seed_mode="increment", batch_size=16, steps_per_level=STEPS)
     generate(qtbot, window, batch_size=4)
     start_and_cancel(qtbot, window, steps_per_level=100_000, batch_size=9)
-    manifest = window.state.manifest
     window.tabs.setCurrentWidget(window.inpaint_panel)
     with qtbot.waitSignal(window.controller.picture_loaded, timeout=30_000):
-        window.controller.open_picture(_picture(tmp_path / "checker.png", manifest.height * 40, manifest.width * 60))
-    window.inpaint_panel.apply_preset("centre square")
+        window.controller.open_picture(_digit_picture(tmp_path / "digit.png"))
+    window.inpaint_panel.apply_preset("right half")
     window.state.update_sampler(variants=3, steps_per_level=STEPS)
     with qtbot.waitSignal(window.controller.run_finished, timeout=120_000):
         window.controller.inpaint()
-    window.sampler_panel.advanced_button.setChecked(True)
-    for tab in (window.inpaint_panel, window.sample_panel):
-        window.tabs.setCurrentWidget(tab)
-        qtbot.wait(50)
-        assert (window.width(), window.height()) == (800, 600), "the window cannot shrink to 800 x 600"
-        assert _overlaps(window) == []
-        window.grab().save(str(_screenshots() / f"desktop_800x600_{window.current_tab()}.png"))
+    for advanced in (False, True):  # the sampler's Advanced section closed and open
+        window.sampler_panel.advanced_button.setChecked(advanced)
+        for tab in (window.inpaint_panel, window.sample_panel):
+            window.tabs.setCurrentWidget(tab)
+            qtbot.wait(50)
+            assert (window.width(), window.height()) == (800, 600), "the window cannot shrink to 800 x 600"
+            assert _overlaps(window) == [], (advanced, window.current_tab())
+            if not advanced:
+                window.grab().save(str(_screenshots() / f"desktop_800x600_{window.current_tab()}.png"))
+    from PySide6.QtCore import QRect
+
+    from desktop.widgets.history_strip import CELL_WIDTH
+
+    strip = window.history_strip
+    assert len(strip.entry_ids()) == 4
+    width = min(strip.width(), 12 + 4 * CELL_WIDTH)
+    strip.grab(QRect(0, 0, width, strip.height())).save(str(_screenshots() / "desktop_history.png"))
 
 
 # ----------------------------------------------------------------------------- inpainting
@@ -619,9 +638,13 @@ def test_screenshot_of_the_main_window_after_sampling(qtbot, window, tiny_export
     images = generate(
         qtbot, window, seed=0, seed_mode="increment", batch_size=16, steps_per_level=manifest.sampler.steps_per_level
     )
+    # A short session for the picture: a cancelled run and a small batch in the history, then the grid back.
+    start_and_cancel(qtbot, window, steps_per_level=100_000, batch_size=9)
+    generate(qtbot, window, batch_size=4, steps_per_level=manifest.sampler.steps_per_level)
+    window.controller.restore_history(window.state.history.entries[0].entry_id)
+    images = window.state.results["sample"].images
     qtbot.wait(50)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    assert window.grab().save(str(SCREENSHOTS / "main_window.png"))
+    assert window.grab().save(str(_screenshots() / "main_window.png"))
     grid = window.sample_panel.grid
     assert grid.image_count() == 16
     path = SCREENSHOTS / "grid.png"

@@ -152,6 +152,10 @@ def test_an_absurd_manifest_is_refused_before_the_open_model_is_closed(qtbot, wi
     assert "\n" not in message
     steps = _copy_export(digits_export_dir, tmp_path / "steps", sampler={"steps_per_level": 10**9, "epsilon": 2e-5, "denoise": False})
     expect_error(qtbot, window, lambda: window.controller.open_model(steps), "steps per level")
+    nested = _copy_export(digits_export_dir, tmp_path / "nested")
+    (nested / "manifest.json").write_text('{"name": ' + "[" * 20_000 + "]" * 20_000 + "}")
+    _, message = expect_error(qtbot, window, lambda: window.controller.open_model(nested), "")
+    assert "\n" not in message  # a one-line refusal, whichever reader says it
     assert window.state.backend is backend and window.windowTitle() == title  # nothing was switched
     assert (window.state.sampler.seed, window.state.sampler.steps_per_level) == (5, STEPS)
     assert np.isfinite(generate(qtbot, window, batch_size=2)).all()  # and it still runs

@@ -435,7 +435,9 @@ def test_network_calls_and_estimates_from_measured_times():
     assert again.estimate("m", 16, 100).seconds == pytest.approx(3.0)
     for bad in ("[" * 100 + "]" * 100, '{"m": {"16": -1}}', '{"m": {"x": 1}}', "not json", '{"m": {"16": true}}'):
         assert CallTimes.from_json(bad).estimate("m", 16, 1) is None
-    assert [format_duration(s) for s in (0.42, 12.4, 185, 7800)] == ["0.4 s", "12 s", "3 min 05 s", "2 h 10 min"]
+    assert [format_duration(s) for s in (0.042, 0.42, 2.54, 12.4, 185, 7800)] == [
+        "0.04 s", "0.4 s", "2.5 s", "12 s", "3 min 05 s", "2 h 10 min"
+    ]
 
 
 # ----------------------------------------------------------------------------- history

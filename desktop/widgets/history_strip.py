@@ -153,8 +153,12 @@ class HistoryStrip(QScrollArea):
         cells.tips = [tooltip(entry.describe() + "\n\nClick to bring it back; right-click for more.") for entry in entries]
         if cells.selected not in cells.ids:
             cells.selected = ""
-        cells.resize(max(self.viewport().width(), 8 + len(entries) * CELL_WIDTH), CELL_HEIGHT + 4)
+        self._fit_cells()
         cells.update()
+
+    def _fit_cells(self) -> None:
+        """The cells widget as wide as its cells, at least the visible width (a scroll bar only when needed)."""
+        self.cells.resize(max(self.viewport().width(), 8 + len(self.cells.ids) * CELL_WIDTH), CELL_HEIGHT + 4)
 
     @staticmethod
     def _image(thumb: object) -> QImage | None:
@@ -199,4 +203,4 @@ class HistoryStrip(QScrollArea):
 
     def resizeEvent(self, event: object) -> None:  # noqa: N802
         super().resizeEvent(event)  # type: ignore[arg-type]
-        self.cells.resize(max(self.viewport().width(), self.cells.width()), CELL_HEIGHT + 4)
+        self._fit_cells()

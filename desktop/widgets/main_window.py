@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QMoveEvent, QResizeEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -82,6 +83,9 @@ class MainWindow(QMainWindow):
         self.last_error: tuple[str, str] | None = None
         self.error_boxes: list[QMessageBox] = []
         self.question: QMessageBox | None = None
+        self._focus_before_run: QWidget | None = None
+        # Before any panel disables its run button (which moves Qt's focus on): remember where the focus was.
+        self.state.busy_changed.connect(self._remember_focus)
         load_state(settings, self.state)
 
         self.model_panel = ModelPanel(self.state, self.controller, available_providers())
@@ -304,9 +308,19 @@ class MainWindow(QMainWindow):
         manifest = self.state.manifest
         self.setWindowTitle(f"ncsn-desktop - {shorten(manifest.name, 80)}" if manifest else "ncsn-desktop")
 
+    def _remember_focus(self, kind: str) -> None:
+        if kind and self._focus_before_run is None:
+            self._focus_before_run = QApplication.focusWidget()
+
     def _busy_changed(self, *args: object) -> None:
         state = self.state
         running = bool(state.busy)
+        if not running and self._focus_before_run is not None:
+            # Qt moves the focus off the disabled run button to the next field; give it back so Enter runs again.
+            widget, self._focus_before_run = self._focus_before_run, None
+            if widget in (self.sample_panel.generate_button, self.inpaint_panel.inpaint_button) or widget is self.cancel_button:
+                target = widget if widget is not self.cancel_button else self.sample_panel.generate_button
+                target.setFocus()
         self.progress.setVisible(running)
         self.timing_label.setVisible(running)
         self.cancel_button.setVisible(running)

@@ -41,7 +41,9 @@ def weights_summary(manifest: Manifest) -> tuple[str, str]:
     ema = checkpoint.get("ema") is True
     score_model = raw.get("score_model") if isinstance(raw.get("score_model"), str) else ""
     plain = []
-    if manifest.checkpoint_step is not None:
+    if manifest.checkpoint_step == 0:
+        plain.append("not trained (step 0)")
+    elif manifest.checkpoint_step is not None:
         plain.append(f"after {manifest.checkpoint_step:,} training steps")
     if ema:
         plain.append("averaged weights")

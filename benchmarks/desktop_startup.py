@@ -106,9 +106,7 @@ def launch(model: str, runtime: str, batch: int, steps: int | None) -> dict[str,
     return times
 
 
-def build_tiny_export(
-    out_dir: Path, name: str = "digits_mixture", num_levels: int = 2, formats: str = "both"
-) -> Path:
+def build_tiny_export(out_dir: Path, name: str = "digits_mixture", num_levels: int = 2, formats: str = "both") -> Path:
     """A small real export written by the project's exporter: 8x8x1 digits, exact scores.
 
     The score model is the exact score of a Gaussian mixture centred on 20 of

@@ -294,7 +294,9 @@ class Controller(QObject):
         backend = state.backend
         assert backend is not None
         levels = self.levels_per_chunk
-        self._start_run("sample", lambda stop: iter_sample(backend, seeds, settings, levels, stop), self._records("sample", seeds))
+        self._start_run(
+            "sample", lambda stop: iter_sample(backend, seeds, settings, levels, stop), self._records("sample", seeds)
+        )
         return True
 
     def inpaint(self) -> bool:
@@ -405,7 +407,9 @@ class Controller(QObject):
         state.set_progress(0, manifest.num_levels - first)
         state.set_busy(kind)
         self._timing_timer.start()
-        self.status.emit({"sample": "Sampling ...", "inpaint": "Inpainting ...", "variation": "Making variations ..."}[kind])
+        self.status.emit(
+            {"sample": "Sampling ...", "inpaint": "Inpainting ...", "variation": "Making variations ..."}[kind]
+        )
         self._runner.request.emit(job)
 
     def _result(self, images: object, complete: bool, caption: str = "") -> RunResult:
@@ -528,7 +532,9 @@ class Controller(QObject):
             runtime=record.runtime,
             image_shape=shape,  # type: ignore[arg-type]
             seeds=tuple(r.seed for r in context.records),
-            settings=RunSettings(record.sampler, record.steps_per_level, record.epsilon, record.denoise, record.start_level),
+            settings=RunSettings(
+                record.sampler, record.steps_per_level, record.epsilon, record.denoise, record.start_level
+            ),
             levels_done=levels_done,
             num_levels=context.num_levels,
             seconds=seconds,
@@ -802,7 +808,9 @@ class Controller(QObject):
         fitted = None
         if manifest is not None:
             try:
-                fitted = fit_picture(picture.image, manifest.image_shape, self.state.inpaint.fit_mode, picture.original_size)
+                fitted = fit_picture(
+                    picture.image, manifest.image_shape, self.state.inpaint.fit_mode, picture.original_size
+                )
             except (PictureError, ValueError, OSError) as error:
                 self.error_occurred.emit("Cannot use picture", str(error))
                 return False

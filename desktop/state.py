@@ -301,7 +301,9 @@ class AppState(QObject):
         if manifest is None:
             return 0
         sampler = self.sampler
-        return network_calls(sampler.sampler, manifest.num_levels, sampler.steps_per_level, sampler.denoise, first_level)
+        return network_calls(
+            sampler.sampler, manifest.num_levels, sampler.steps_per_level, sampler.denoise, first_level
+        )
 
     def batch_for(self, kind: str) -> int:
         """Images in a run of `kind`: the batch size for sampling, the variant count otherwise."""

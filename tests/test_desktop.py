@@ -170,7 +170,11 @@ def test_history_keeps_finished_and_cancelled_runs_and_brings_them_back(qtbot, t
     qtbot.mouseClick(strip.cells, _left(), pos=strip.cell_rect(1).center())  # the older entry: the first grid
     sampler = window.state.sampler
     assert (sampler.seed, sampler.seed_mode, sampler.batch_size, sampler.steps_per_level, sampler.denoise) == (
-        40, "fixed", 6, STEPS, True
+        40,
+        "fixed",
+        6,
+        STEPS,
+        True,
     )
     assert sampler.epsilon == pytest.approx(window.state.manifest.sampler.epsilon)
     restored = window.state.results["sample"]
@@ -265,6 +269,7 @@ def test_saves_are_enlarged_and_named_alike_and_the_grid_is_one_png(qtbot, windo
         assert saved.size == (256, 256)
 
     asked = []
+
     def save_file_name(parent, title, start, name_filter):
         asked.append(start)
         return str(tmp_path / "grid.png"), ""
@@ -312,9 +317,15 @@ def _overlaps(root) -> list[str]:
         for index, first in enumerate(children):
             for second in children[index + 1 :]:
                 if first.geometry().intersects(second.geometry()):
-                    problems.append(f"{type(first).__name__} {first.geometry()} overlaps {type(second).__name__} {second.geometry()} in {type(parent).__name__}")
+                    problems.append(
+                        f"{type(first).__name__} {first.geometry()} overlaps {type(second).__name__} {second.geometry()} in {type(parent).__name__}"
+                    )
             inner = parent.rect()
-            scrolled = isinstance(parent.parent(), QScrollArea) or type(parent).__name__ == "QWidget" and parent.objectName() == "qt_scrollarea_viewport"
+            scrolled = (
+                isinstance(parent.parent(), QScrollArea)
+                or type(parent).__name__ == "QWidget"
+                and parent.objectName() == "qt_scrollarea_viewport"
+            )
             if not scrolled and not inner.contains(first.geometry()):
                 problems.append(f"{type(first).__name__} {first.geometry()} leaves {type(parent).__name__} {inner}")
     return problems

@@ -150,7 +150,9 @@ def test_an_absurd_manifest_is_refused_before_the_open_model_is_closed(qtbot, wi
     huge = _copy_export(digits_export_dir, tmp_path / "huge", image_shape=[1_000_000, 1_000_000, 1])
     _, message = expect_error(qtbot, window, lambda: window.controller.open_model(huge), "larger than the app")
     assert "\n" not in message
-    steps = _copy_export(digits_export_dir, tmp_path / "steps", sampler={"steps_per_level": 10**9, "epsilon": 2e-5, "denoise": False})
+    steps = _copy_export(
+        digits_export_dir, tmp_path / "steps", sampler={"steps_per_level": 10**9, "epsilon": 2e-5, "denoise": False}
+    )
     expect_error(qtbot, window, lambda: window.controller.open_model(steps), "steps per level")
     nested = _copy_export(digits_export_dir, tmp_path / "nested")
     (nested / "manifest.json").write_text('{"name": ' + "[" * 20_000 + "]" * 20_000 + "}")
@@ -168,7 +170,9 @@ def savedmodel_only_export(tmp_path_factory) -> Path:
     return build_tiny_export(tmp_path_factory.mktemp("savedmodel_only"), name="no_onnx", formats="savedmodel")
 
 
-def test_an_export_without_onnx_files_asks_before_using_tensorflow(qtbot, window, digits_export_dir, savedmodel_only_export):
+def test_an_export_without_onnx_files_asks_before_using_tensorflow(
+    qtbot, window, digits_export_dir, savedmodel_only_export
+):
     from PySide6.QtWidgets import QMessageBox
 
     open_model(qtbot, window, digits_export_dir)
@@ -202,7 +206,11 @@ def _literal_everywhere(window, text: str) -> list[str]:
         for child in [widget, *widget.findChildren(QWidget)]:
             if isinstance(child, QLabel) and "<h1" in child.text() and child.textFormat() != Qt.TextFormat.PlainText:
                 problems.append(f"label {child.text()[:40]!r} is not plain text")
-            if isinstance(child, QMessageBox) and "<h1" in child.text() and child.textFormat() != Qt.TextFormat.PlainText:
+            if (
+                isinstance(child, QMessageBox)
+                and "<h1" in child.text()
+                and child.textFormat() != Qt.TextFormat.PlainText
+            ):
                 problems.append(f"message box {child.text()[:40]!r} is not plain text")
             if "<h1" in child.toolTip():
                 problems.append(f"tooltip of {type(child).__name__} holds raw HTML: {child.toolTip()[:60]!r}")
@@ -285,7 +293,10 @@ def test_a_large_picture_loads_without_blocking_the_window(qtbot, window, digits
     assert picture.original_size == (9000, 6000) and max(picture.image.size) == WORKING_SIDE
     manifest = window.state.manifest
     assert fitted.image.shape == manifest.image_shape and fitted.source_size == (9000, 6000)
-    assert fitted.image[:, : manifest.width // 2 - 1].min() > 0.9 and fitted.image[:, manifest.width // 2 + 1 :].max() < 0.1
+    assert (
+        fitted.image[:, : manifest.width // 2 - 1].min() > 0.9
+        and fitted.image[:, manifest.width // 2 + 1 :].max() < 0.1
+    )
     assert not window.inpaint_panel.loading_bar.isVisibleTo(window.inpaint_panel)
 
 
@@ -296,7 +307,9 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    )
     return path
 
 

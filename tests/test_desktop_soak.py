@@ -25,7 +25,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CYCLES = int(os.environ.get("SOAK_CYCLES", 200))  # Generate / Cancel cycles (every tenth runs to the end instead)
 STROKES = int(os.environ.get("SOAK_STROKES", 50_000))  # brush strokes on the mask canvas (press, move, release)
-SETTINGS_CHANGES = int(os.environ.get("SOAK_CHANGES", 50_000))  # changes made through the sampler, sample, inpaint and save widgets
+SETTINGS_CHANGES = int(
+    os.environ.get("SOAK_CHANGES", 50_000)
+)  # changes made through the sampler, sample, inpaint and save widgets
 MAX_REFCOUNT_DRIFT = 1_000  # a leak of one reference per call would drift by tens of thousands
 PROCESS_EVENTS_EVERY = 200  # let the window paint and timers fire this often during a burst
 NAMES = ("True", "False", "None")

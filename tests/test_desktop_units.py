@@ -407,7 +407,11 @@ def test_png_record_of_a_grid_and_of_a_variation_round_trip(tmp_path):
     for key in ("sampler", "start_level", "count"):
         del old[key]  # records written before these fields existed still read
     assert parse_record(json.dumps(old)) == RECORD
-    for change, words in (({"count": 0}, "count"), ({"start_level": -1}, "start_level"), ({"sampler": "magic"}, "sampler")):
+    for change, words in (
+        ({"count": 0}, "count"),
+        ({"start_level": -1}, "start_level"),
+        ({"sampler": "magic"}, "sampler"),
+    ):
         with pytest.raises(MetadataError, match=words):
             parse_record(json.dumps({**json.loads(RECORD.to_json()), **change}))
 
@@ -436,7 +440,12 @@ def test_network_calls_and_estimates_from_measured_times():
     for bad in ("[" * 100 + "]" * 100, '{"m": {"16": -1}}', '{"m": {"x": 1}}', "not json", '{"m": {"16": true}}'):
         assert CallTimes.from_json(bad).estimate("m", 16, 1) is None
     assert [format_duration(s) for s in (0.042, 0.42, 2.54, 12.4, 185, 7800)] == [
-        "0.04 s", "0.4 s", "2.5 s", "12 s", "3 min 05 s", "2 h 10 min"
+        "0.04 s",
+        "0.4 s",
+        "2.5 s",
+        "12 s",
+        "3 min 05 s",
+        "2 h 10 min",
     ]
 
 

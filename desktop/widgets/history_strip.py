@@ -76,7 +76,9 @@ class _Cells(QWidget):
             else:
                 zoom = min(ICON_SIDE / image.width(), ICON_SIDE / image.height())
                 width, height = max(1, int(image.width() * zoom)), max(1, int(image.height() * zoom))
-                target = QRect(box.left() + (ICON_SIDE - width) // 2, box.top() + (ICON_SIDE - height) // 2, width, height)
+                target = QRect(
+                    box.left() + (ICON_SIDE - width) // 2, box.top() + (ICON_SIDE - height) // 2, width, height
+                )
                 painter.drawImage(target, image)
             if self.cancelled[index]:
                 painter.setPen(QPen(CANCELLED_COLOUR, 2))
@@ -150,7 +152,9 @@ class HistoryStrip(QScrollArea):
         ]
         cells.labels = [entry.label() for entry in entries]
         cells.cancelled = [entry.cancelled for entry in entries]
-        cells.tips = [tooltip(entry.describe() + "\n\nClick to bring it back; right-click for more.") for entry in entries]
+        cells.tips = [
+            tooltip(entry.describe() + "\n\nClick to bring it back; right-click for more.") for entry in entries
+        ]
         if cells.selected not in cells.ids:
             cells.selected = ""
         self._fit_cells()

@@ -318,7 +318,10 @@ class MainWindow(QMainWindow):
         if not running and self._focus_before_run is not None:
             # Qt moves the focus off the disabled run button to the next field; give it back so Enter runs again.
             widget, self._focus_before_run = self._focus_before_run, None
-            if widget in (self.sample_panel.generate_button, self.inpaint_panel.inpaint_button) or widget is self.cancel_button:
+            if (
+                widget in (self.sample_panel.generate_button, self.inpaint_panel.inpaint_button)
+                or widget is self.cancel_button
+            ):
                 target = widget if widget is not self.cancel_button else self.sample_panel.generate_button
                 target.setFocus()
         self.progress.setVisible(running)
@@ -343,8 +346,7 @@ class MainWindow(QMainWindow):
         remaining = timing.remaining()
         left = "" if remaining is None else f", about {format_duration(remaining)} left"
         self.timing_label.setText(
-            f"{timing.calls_done:,} / {timing.calls_total:,} network calls, "
-            f"{format_duration(timing.elapsed())}{left}"
+            f"{timing.calls_done:,} / {timing.calls_total:,} network calls, {format_duration(timing.elapsed())}{left}"
         )
 
     # ------------------------------------------------------------------ drag and drop

@@ -205,7 +205,10 @@ class PictureView(QWidget):
             preview = picture.convert("RGB")
             side = max(preview.size)
             if side > PREVIEW_SIDE:
-                size = (max(1, round(preview.width * PREVIEW_SIDE / side)), max(1, round(preview.height * PREVIEW_SIDE / side)))
+                size = (
+                    max(1, round(preview.width * PREVIEW_SIDE / side)),
+                    max(1, round(preview.height * PREVIEW_SIDE / side)),
+                )
                 preview = preview.resize(size, Image.Resampling.BILINEAR)
             self._scale = preview.width / picture.width
             rgb = np.asarray(preview, dtype=np.float32) / 255.0  # [h, w, 3] in [0, 1]

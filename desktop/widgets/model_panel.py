@@ -134,7 +134,9 @@ class ModelPanel(QGroupBox):
         else:
             kind = "grey" if manifest.channels == 1 else "colour"
             self.name.setText(shorten(manifest.name, 60))
-            self.image.setText(f"{manifest.width} \u00d7 {manifest.height} {kind} images ({shorten(manifest.dataset, 40)})")
+            self.image.setText(
+                f"{manifest.width} \u00d7 {manifest.height} {kind} images ({shorten(manifest.dataset, 40)})"
+            )
             set_tooltip(self.image, f"trained on the data set {manifest.dataset}")
             self.levels.setText(f"{manifest.num_levels}")
             set_tooltip(

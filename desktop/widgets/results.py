@@ -204,7 +204,9 @@ class ResultsView(QWidget):
         idle = not self.state.busy and not self.state.loading and self.state.backend is not None
         menu = QMenu(self)
         menu.addAction("Enlarge", lambda: self.enlarge(grid_index))
-        seed = menu.addAction(f"Use seed {record.seed} and its settings", lambda: self.controller.use_seed(self.slot, index))
+        seed = menu.addAction(
+            f"Use seed {record.seed} and its settings", lambda: self.controller.use_seed(self.slot, index)
+        )
         seed.setToolTip("Seed mode becomes Fixed, so Generate makes this image first")
         seed.setEnabled(not self.state.busy)
         variations = menu.addAction(

@@ -16,7 +16,7 @@ NO_MODEL_HINT = "Open a model (File > Open model, or drop it here), then press G
 
 
 def estimate_text(state: AppState, kind: str, first_level: int = 0) -> str:
-    """"1,000 network calls (20 levels x 50 steps), about 12 s" for a run of `kind` now."""
+    """ "1,000 network calls (20 levels x 50 steps), about 12 s" for a run of `kind` now."""
     manifest = state.manifest
     if manifest is None:
         return ""

@@ -431,7 +431,7 @@ class History:
         self.folder = Path(folder) if folder is not None else None
         self.writable = writable and self.folder is not None
         self.entries: list[HistoryEntry] = []  # oldest first
-        self._images: dict[str, EntryImages] = {}
+        self._images: dict[str, _Pixels] = {}  # 8-bit, so memory holds what the byte bound counts
         self._thumbnails: dict[str, np.ndarray | None] = {}
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
@@ -513,7 +513,7 @@ class History:
     def images(self, entry_id: str) -> EntryImages | None:
         """The entry's pictures (read from disk the first time), or None when they are gone or damaged."""
         if entry_id in self._images:
-            return self._images[entry_id]
+            return self._images[entry_id].as_float()
         entry = self.get(entry_id)
         folder = self._entry_folder(entry_id)
         if entry is None or folder is None:
@@ -534,9 +534,9 @@ class History:
                 mask = (_read_png(folder / "mask.png", (width, height), 1)[:, :, 0] >= 0.5).astype(np.float32)
         except HistoryError:
             return None
-        result = EntryImages(images, original, mask)
-        self._images[entry_id] = result
-        return result
+        pixels = _Pixels.of(EntryImages(images, original, mask))
+        self._images[entry_id] = pixels
+        return pixels.as_float()
 
     # ------------------------------------------------------------------ writing
 
@@ -550,13 +550,10 @@ class History:
             return None
         if images.images is None:
             entry = replace(entry, has_images=False)
-        stored = EntryImages(
-            None if images.images is None else _quantised(images.images),
-            None if images.original is None else _quantised(images.original),
-            None if images.mask is None else (np.asarray(images.mask) >= 0.5).astype(np.float32),
-        )
+        pixels = _Pixels.of(images)
+        stored = pixels.as_float()  # what the disk will hold, exactly
         self.entries.append(entry)
-        self._images[entry.entry_id] = stored
+        self._images[entry.entry_id] = pixels
         self._thumbnails[entry.entry_id] = thumbnail(stored)
         removed = self._trim(delete=True)
         if self.writable:
@@ -672,6 +669,26 @@ class History:
             self._writer = None
 
 
-def _quantised(pixels: np.ndarray) -> np.ndarray:
-    """float32 in [0, 1] rounded to 8-bit steps, as stored on disk (so memory and disk agree)."""
-    return to_uint8(np.asarray(pixels, dtype=np.float32)).astype(np.float32) / 255.0
+@dataclass(frozen=True)
+class _Pixels:
+    """An entry's pictures as 8-bit arrays (images [B, H, W, C], original [H, W, C], mask [H, W] 0/1)."""
+
+    images: np.ndarray | None
+    original: np.ndarray | None
+    mask: np.ndarray | None
+
+    @classmethod
+    def of(cls, pictures: EntryImages) -> _Pixels:
+        return cls(
+            None if pictures.images is None else to_uint8(np.asarray(pictures.images, dtype=np.float32)),
+            None if pictures.original is None else to_uint8(np.asarray(pictures.original, dtype=np.float32)),
+            None if pictures.mask is None else (np.asarray(pictures.mask) >= 0.5).astype(np.uint8),
+        )
+
+    def as_float(self) -> EntryImages:
+        """float32 in [0, 1] (the 8-bit values), as the app uses them."""
+        return EntryImages(
+            None if self.images is None else self.images.astype(np.float32) / 255.0,
+            None if self.original is None else self.original.astype(np.float32) / 255.0,
+            None if self.mask is None else self.mask.astype(np.float32),
+        )

@@ -499,7 +499,7 @@ def test_history_round_trip_on_disk(tmp_path):
     assert reread.entries[0].records()[1].seed == 11 and reread.entries[0].records()[1].denoise
 
 
-def test_history_is_bounded_in_count_and_bytes_and_deletes_what_it_drops(tmp_path):
+def test_history_is_bounded_in_count_and_bytes_and_deletes_what_it_drops(tmp_path, monkeypatch):
     from desktop import history as history_module
     from desktop.history import EntryImages, History
 
@@ -510,14 +510,16 @@ def test_history_is_bounded_in_count_and_bytes_and_deletes_what_it_drops(tmp_pat
     assert len(history.entries) == history_module.MAX_ENTRIES and history.entries[0] == added[5]
     folders = {p.name for p in (tmp_path / "h").iterdir() if p.is_dir()}
     assert folders == {e.entry_id for e in history.entries}  # the dropped entries' files are gone
-    side = 2048  # one entry of 4 RGB 2048^2 images is 48 MiB: at most five such fit the pixel bound
-    big = _entry(count=4, shape=(side, side, 3))
-    big_images = EntryImages(np.zeros((4, side, side, 3), np.float32))
-    for _ in range(7):
-        history.add(replace_id(big), big_images)
-    assert history.total_pixel_bytes() <= history_module.MAX_PIXEL_BYTES
-    assert sum(e.image_shape[0] == side for e in history.entries) == history_module.MAX_PIXEL_BYTES // big.pixel_bytes()
-    assert history.add(_entry(count=64, shape=(2048, 2048, 3)), EntryImages(None)) is None  # alone too large: kept out
+
+    monkeypatch.setattr(history_module, "MAX_PIXEL_BYTES", 100_000)  # the byte bound, small enough to test
+    history.clear()
+    big = _entry(count=4, shape=(64, 64, 3))  # 49,152 8-bit bytes: two fit, a third pushes the oldest out
+    kept = [history.add(replace_id(big), EntryImages(np.full((4, 64, 64, 3), 0.5, np.float32))) for _ in range(3)]
+    assert [e.entry_id for e in history.entries] == [e.entry_id for e in kept[1:]]
+    assert history.total_pixel_bytes() <= 100_000
+    assert history.images(kept[2].entry_id).images.dtype == np.float32
+    assert history._images[kept[2].entry_id].images.dtype == np.uint8  # memory holds what the bound counts
+    assert history.add(_entry(count=16, shape=(64, 64, 3)), EntryImages(None)) is None  # alone too large: kept out
     history.close()
 
 

@@ -64,18 +64,23 @@ def paint_stroke(
         A new [H, W] float32 mask.
     """
     height, width = mask.shape
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5  # pixel centres, [H, W] each
     (x0, y0), (x1, y1) = start, end
-    dx, dy = x1 - x0, y1 - y0
-    length2 = dx * dx + dy * dy
-    if length2 > 0:
-        t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / length2, 0.0, 1.0)  # [H, W]
-    else:
-        t = np.zeros_like(xs)
-    distance2 = (xs - (x0 + t * dx)) ** 2 + (ys - (y0 + t * dy)) ** 2  # [H, W]
     radius = max(diameter, 1.0) / 2.0
     painted = mask.copy()
-    painted[distance2 <= radius * radius] = value
+    # Only the pixels near the segment can change: work in its bounding box (grown by the radius).
+    left = max(0, int(np.floor(min(x0, x1) - radius)))
+    right = min(width, int(np.ceil(max(x0, x1) + radius)) + 1)
+    top = max(0, int(np.floor(min(y0, y1) - radius)))
+    bottom = min(height, int(np.ceil(max(y0, y1) + radius)) + 1)
+    if left < right and top < bottom:
+        ys = np.arange(top, bottom, dtype=np.float32)[:, None] + 0.5  # [h, 1] pixel centres
+        xs = np.arange(left, right, dtype=np.float32)[None, :] + 0.5  # [1, w]
+        dx, dy = x1 - x0, y1 - y0
+        length2 = dx * dx + dy * dy
+        t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / length2, 0.0, 1.0) if length2 > 0 else 0.0  # [h, w]
+        distance2 = (xs - (x0 + t * dx)) ** 2 + (ys - (y0 + t * dy)) ** 2  # [h, w]
+        box = painted[top:bottom, left:right]
+        box[distance2 <= radius * radius] = value
     # The pixel under each end point is always painted, however small the brush.
     for x, y in (start, end):
         column, row = int(np.floor(x)), int(np.floor(y))
@@ -112,12 +117,6 @@ class MaskHistory:
 
     def replace(self, mask: np.ndarray) -> None:
         """Change the current mask without a new undo step (continuing a stroke)."""
-        self._current = mask.astype(np.float32).copy()
-
-    def reset(self, mask: np.ndarray) -> None:
-        """Start over with `mask` and an empty history (new picture or model)."""
-        self._undo.clear()
-        self._redo.clear()
         self._current = mask.astype(np.float32).copy()
 
     @property

@@ -2,9 +2,12 @@
 
 Saved PNGs carry a JSON text chunk `ncsn-desktop` (model, seed, sampler settings)
 plus a human-readable `Description`. Dropping such a PNG on the app restores the
-settings. The chunk is untrusted input: it is parsed with `json.loads` (never
-evaluated), size-limited, and every used key is checked for type and range;
-unknown keys are ignored.
+settings. The chunk is untrusted input: it is parsed as bounded JSON
+(`export_format.safe_json`: size and nesting depth limited, never evaluated),
+and every used key is checked for type and range; unknown keys are ignored.
+
+A grid PNG (many images in one file) carries the record of its first image with
+`count` = the number of images, so dropping it restores the whole batch.
 """
 
 from __future__ import annotations
@@ -12,20 +15,24 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from desktop import __version__
-from desktop.backend.base import MAX_SEED, MAX_STEPS_PER_LEVEL
+from desktop.backend.base import MAX_BATCH, MAX_SEED, MAX_STEPS_PER_LEVEL
+from desktop.samplers import ANNEALED_LANGEVIN, SAMPLERS
+from export_format import safe_json
 
 METADATA_KEY = "ncsn-desktop"
 RECORD_FORMAT = "ncsn-desktop-image"
 RECORD_VERSION = 1
 MAX_METADATA_CHARS = 16_384  # a record is ~300 characters
+MAX_METADATA_DEPTH = 4  # a record is one flat object
 MAX_NAME_CHARS = 256
-MODES = ("sample", "inpaint")
+MAX_START_LEVEL = 100_000
+MODES = ("sample", "inpaint", "variation")
 
 
 class MetadataError(ValueError):
@@ -37,7 +44,8 @@ class ImageRecord:
     """The settings that produced one image.
 
     Attributes:
-        mode: "sample" or "inpaint".
+        mode: "sample", "inpaint" or "variation" (an image re-noised to level
+            `start_level` and sampled again from there).
         model: export name from the manifest.
         dataset: data set named in the manifest.
         seed: this image's seed (int32, non-negative).
@@ -45,6 +53,9 @@ class ImageRecord:
         epsilon: Langevin step-size scale.
         denoise: final denoising step on/off.
         runtime: "onnxruntime" or "tensorflow" (informational).
+        sampler: one of `desktop.samplers.SAMPLERS`.
+        start_level: the noise level the chain started at (0 = pure noise).
+        count: images in the file (1; more for a grid, whose first image this record describes).
     """
 
     mode: str
@@ -55,20 +66,26 @@ class ImageRecord:
     epsilon: float
     denoise: bool
     runtime: str = ""
+    sampler: str = ANNEALED_LANGEVIN
+    start_level: int = 0
+    count: int = 1
 
     def to_json(self) -> str:
         return json.dumps({"format": RECORD_FORMAT, "version": RECORD_VERSION, **asdict(self)}, sort_keys=True)
 
     def describe(self) -> str:
         """One line for people (PNG `Description`, tooltips)."""
+        seeds = f"seed {self.seed}" if self.count == 1 else f"{self.count} images, seeds {self.seed} and on"
+        start = f", from level {self.start_level + 1}" if self.start_level else ""
         return (
-            f"ncsn {self.mode} - model {self.model} ({self.dataset}), seed {self.seed}, "
+            f"ncsn {self.mode} - model {self.model} ({self.dataset}), {seeds}, "
             f"{self.steps_per_level} steps/level, epsilon {self.epsilon:g}, denoise {'on' if self.denoise else 'off'}"
+            f"{start}"
         )
 
-
-def _reject_constant(name: str) -> Any:
-    raise MetadataError(f"metadata holds {name}, which is not a number; the PNG was not written by ncsn-desktop")
+    def for_image(self, seed: int) -> ImageRecord:
+        """The same settings for one image of another seed."""
+        return replace(self, seed=seed, count=1)
 
 
 def _field(data: dict[str, Any], key: str, kind: type) -> Any:
@@ -92,11 +109,9 @@ def parse_record(text: str) -> ImageRecord:
     if len(text) > MAX_METADATA_CHARS:
         raise MetadataError(f"metadata is {len(text)} characters, more than a record can be ({MAX_METADATA_CHARS})")
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as error:
-        if isinstance(error, MetadataError):
-            raise
-        raise MetadataError(f"metadata is not valid JSON ({error})") from error
+        data = safe_json.loads(text, source="metadata", max_bytes=4 * MAX_METADATA_CHARS, max_depth=MAX_METADATA_DEPTH)
+    except safe_json.JsonLimitError as error:
+        raise MetadataError(f"{error}; the PNG was not written by ncsn-desktop") from None
     if not isinstance(data, dict):
         raise MetadataError("metadata is not a JSON object")
     if data.get("format") != RECORD_FORMAT:
@@ -116,6 +131,15 @@ def parse_record(text: str) -> ImageRecord:
     epsilon = _field(data, "epsilon", float)
     if not (math.isfinite(epsilon) and 0.0 < epsilon < 1.0):
         raise MetadataError(f"metadata epsilon must be in (0, 1), got {epsilon}")
+    sampler = _field(data, "sampler", str) if "sampler" in data else ANNEALED_LANGEVIN
+    if sampler not in SAMPLERS:
+        raise MetadataError(f"metadata sampler {sampler[:40]!r} is not one this app has ({', '.join(SAMPLERS)})")
+    start_level = _field(data, "start_level", int) if "start_level" in data else 0
+    if not 0 <= start_level <= MAX_START_LEVEL:
+        raise MetadataError(f"metadata start_level must be in [0, {MAX_START_LEVEL}], got {start_level}")
+    count = _field(data, "count", int) if "count" in data else 1
+    if not 1 <= count <= MAX_BATCH:
+        raise MetadataError(f"metadata count must be in [1, {MAX_BATCH}], got {count}")
     texts = {key: _field(data, key, str) for key in ("model", "dataset")}
     texts["runtime"] = _field(data, "runtime", str) if "runtime" in data else ""
     if any(len(value) > MAX_NAME_CHARS for value in texts.values()):
@@ -126,27 +150,31 @@ def parse_record(text: str) -> ImageRecord:
         steps_per_level=steps,
         epsilon=epsilon,
         denoise=_field(data, "denoise", bool),
+        sampler=sampler,
+        start_level=start_level,
+        count=count,
         **texts,
     )
 
 
-def save_png(path: str | os.PathLike[str], image: np.ndarray, record: ImageRecord) -> None:
-    """Write one image as PNG with its record in text chunks.
+def save_png(path: str | os.PathLike[str], image: np.ndarray, record: ImageRecord, scale: int = 1) -> None:
+    """Write one image (or a grid) as PNG with its record in text chunks.
 
     Args:
         path: target file.
         image: [H, W, C] float32 in [0, 1] (clipped) with C in {1, 3}.
-        record: the settings that produced it.
+        record: the settings that produced it (for a grid: its first image, `count` set).
+        scale: whole-number enlargement, nearest neighbour (every pixel becomes scale x scale).
     """
     from PIL import Image, PngImagePlugin
 
-    from desktop.imaging import to_pil
+    from desktop.imaging import to_pil, upscale
 
     info = PngImagePlugin.PngInfo()
     info.add_text(METADATA_KEY, record.to_json())
     info.add_text("Description", record.describe())
     info.add_text("Software", f"ncsn-desktop {__version__}")
-    picture: Image.Image = to_pil(image)
+    picture: Image.Image = to_pil(upscale(image, scale))
     picture.save(os.fspath(path), format="PNG", pnginfo=info)
 
 

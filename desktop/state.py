@@ -9,6 +9,7 @@ changed, so widgets can bind both ways without loops. Only QtCore is used
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,30 +17,34 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop.backend.base import MAX_BATCH, MAX_SEED, MAX_STEPS_PER_LEVEL, InferenceBackend, SamplerSettings
 from desktop.backend.manifest import Manifest
-from desktop.imaging import FIT_MODES, FittedPicture
-from desktop.masks import MaskHistory, full_mask
+from desktop.estimate import CallTimes, Estimate
+from desktop.history import History
+from desktop.imaging import FIT_MODES, MAX_SAVE_SCALE, FittedPicture, LoadedPicture, auto_save_scale
+from desktop.loaded_model import LoadedModel
+from desktop.masks import MaskHistory
 from desktop.png_metadata import ImageRecord
-from desktop.qt_compat import guard_none_refcount
-
-guard_none_refcount()  # PySide6 6.12 on Python 3.11 leaks references to None (see qt_compat)
+from desktop.samplers import ANNEALED_LANGEVIN, check_sampler, network_calls
 
 SEED_MODES = ("fixed", "increment", "random")  # after a run: keep / advance by the batch / draw anew before
 MAX_RECENT_MODELS = 8
 MAX_VARIANTS = 64
-RUN_KINDS = ("sample", "inpaint")
+RUN_KINDS = ("sample", "inpaint")  # the two result slots (tabs); variations show in "sample"
+MAX_RUN_BYTES = 2 * 2**30  # float32 images of one run (the chain, its copy for the preview, the result)
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """Images of a finished (or in-progress) run.
+    """Images of a finished, cancelled, in-progress or restored run.
 
     Attributes:
-        kind: "sample" or "inpaint".
+        kind: "sample", "inpaint" or "variation".
         images: [B, H, W, C] float32 in [0, 1].
         records: one `ImageRecord` per image (what to write into saved PNGs).
-        original: [H, W, C] float32 in [0, 1], the inpainted picture (inpaint only).
+        original: [H, W, C] float32 in [0, 1]: the inpainted picture, or the varied image.
         mask: [H, W] float32, 1 = known (inpaint only).
-        complete: False for a live preview.
+        complete: False for a live preview or a cancelled run (unfinished images).
+        caption: what the result is, shown above it (e.g. "from the history, cancelled").
+        entry_id: its history entry, if any.
     """
 
     kind: str
@@ -48,12 +53,20 @@ class RunResult:
     original: np.ndarray | None = None
     mask: np.ndarray | None = None
     complete: bool = True
+    caption: str = ""
+    entry_id: str = ""
+
+    @property
+    def slot(self) -> str:
+        """The tab showing it: "inpaint" for inpainting, else "sample"."""
+        return "inpaint" if self.kind == "inpaint" else "sample"
 
 
 @dataclass
 class SamplerState:
     """The sampler settings shown in the UI (plain values)."""
 
+    sampler: str = ANNEALED_LANGEVIN
     batch_size: int = 16
     seed: int = 0
     seed_mode: str = "increment"
@@ -74,8 +87,48 @@ class InpaintState:
     brush_size: int = 2
     erasing: bool = False
     picture_path: str = ""
+    picture: LoadedPicture | None = None  # the working copy (bounded size)
     fitted: FittedPicture | None = None
     history: MaskHistory | None = None
+
+
+@dataclass
+class RunTiming:
+    """Where the running job is and how long it should still take.
+
+    Attributes:
+        kind: the run's kind.
+        batch: images in the run.
+        num_levels: levels the run covers.
+        calls_total: network calls of the whole run.
+        started: `time.perf_counter()` at the start.
+        estimate: the prediction made before the run (None if nothing was known).
+        levels_done, calls_done: progress after the last finished chunk.
+        chunk_time: `perf_counter()` when that chunk finished.
+    """
+
+    kind: str
+    batch: int
+    num_levels: int
+    calls_total: int
+    started: float
+    estimate: Estimate | None
+    levels_done: int = 0
+    calls_done: int = 0
+    chunk_time: float = 0.0
+
+    def elapsed(self, now: float | None = None) -> float:
+        return (time.perf_counter() if now is None else now) - self.started
+
+    def remaining(self, now: float | None = None) -> float | None:
+        """Seconds still to go: from this run's own pace once a chunk finished, else from the estimate."""
+        now = time.perf_counter() if now is None else now
+        if self.calls_done > 0:
+            per_call = (self.chunk_time - self.started) / self.calls_done
+            return max(0.0, per_call * (self.calls_total - self.calls_done) - (now - self.chunk_time))
+        if self.estimate is not None:
+            return max(0.0, self.estimate.seconds - self.elapsed(now))
+        return None
 
 
 class AppState(QObject):
@@ -86,11 +139,17 @@ class AppState(QObject):
         loading_changed(bool): a model is being loaded.
         runtime_changed(): preferred runtime or provider changed.
         sampler_changed(): any sampler setting changed.
-        inpaint_changed(): picture, fit mode, brush or mask changed.
-        busy_changed(str): the running job kind ("sample", "inpaint") or "" when idle.
-        progress_changed(int, int): chunks done, chunks in the run.
-        results_changed(str): the result (or live preview) of that kind changed.
+        inpaint_changed(): fit mode or brush changed (settings that are saved).
+        mask_changed(): the mask changed (a stroke, a preset, undo/redo, a new model).
+        picture_changed(): the picture to inpaint changed.
+        picture_loading_changed(bool): a picture is being loaded.
+        busy_changed(str): the running job kind ("sample", "inpaint", "variation") or "" when idle.
+        progress_changed(int, int): levels done, levels in the run.
+        timing_changed(): elapsed / remaining time or network calls changed.
+        results_changed(str): the result (or live preview) of that slot changed.
         recent_changed(): the recent-models list changed.
+        history_changed(): an entry was added to or removed from the history.
+        output_changed(): how images are saved (the enlargement) changed.
     """
 
     model_changed = Signal()
@@ -98,12 +157,18 @@ class AppState(QObject):
     runtime_changed = Signal()
     sampler_changed = Signal()
     inpaint_changed = Signal()
+    mask_changed = Signal()
+    picture_changed = Signal()
+    picture_loading_changed = Signal(bool)
     busy_changed = Signal(str)
     progress_changed = Signal(int, int)
+    timing_changed = Signal()
     results_changed = Signal(str)
     recent_changed = Signal()
+    history_changed = Signal()
+    output_changed = Signal()
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, history: History | None = None) -> None:
         super().__init__(parent)
         self.backend: InferenceBackend | None = None
         self.model_path: str = ""
@@ -112,11 +177,17 @@ class AppState(QObject):
         self.provider = ""  # "" = onnxruntime's first available provider
         self.sampler = SamplerState()
         self.sampler_model_path = ""  # the model the sampler settings were set for
+        self.max_steps_per_level = MAX_STEPS_PER_LEVEL
         self.inpaint = InpaintState()
+        self.picture_loading = False
         self.busy = ""
         self.progress = (0, 0)
+        self.timing: RunTiming | None = None
         self.results: dict[str, RunResult] = {}
         self.recent_models: list[str] = []
+        self.history = history if history is not None else History()
+        self.call_times = CallTimes()
+        self.save_scale = 0  # 0 = automatic (at least MIN_SAVED_SIDE pixels)
 
     # ------------------------------------------------------------------ model
 
@@ -124,34 +195,49 @@ class AppState(QObject):
     def manifest(self) -> Manifest | None:
         return self.backend.files.manifest if self.backend is not None else None
 
+    @property
+    def model_key(self) -> str:
+        """Identifies the open model and how it runs (for remembered timings)."""
+        return "" if self.backend is None else model_key(self.model_path, self.backend)
+
     def set_loading(self, loading: bool) -> None:
         if loading != self.loading:
             self.loading = loading
             self.loading_changed.emit(loading)
 
-    def set_backend(self, backend: InferenceBackend | None, path: str = "") -> None:
-        """Install a loaded back end.
+    def set_model(self, loaded: LoadedModel | None) -> None:
+        """Switch to a checked model (or to none); the previous back end is closed last.
 
-        A different model gets its manifest's sampler defaults, and a new mask when
+        A different model gets its manifest's sampler defaults and a new mask when
         its image size differs; reloading the same model (another runtime or
         device) keeps settings, picture, mask and results.
         """
         old, old_path = self.backend, self.model_path
         old_shape = old.files.manifest.image_shape if old is not None else None
-        self.backend = backend
-        self.model_path = path
-        if old is not None and old is not backend:
-            old.close()
-        if backend is not None:
+        backend = loaded.backend if loaded is not None else None
+        path = loaded.path if loaded is not None else ""
+        self.backend, self.model_path = backend, path
+        if loaded is not None:
+            assert backend is not None
+            self.max_steps_per_level = loaded.max_steps_per_level
             if path != self.sampler_model_path:
-                self.reset_sampler_to_model()
+                self.update_sampler(**loaded.defaults)
                 self.sampler_model_path = path
+            elif self.sampler.steps_per_level > loaded.max_steps_per_level:
+                self.update_sampler(steps_per_level=loaded.max_steps_per_level)
             if backend.files.manifest.image_shape != old_shape or self.inpaint.history is None:
-                self._reset_inpaint_for_model()
+                self.inpaint.fitted = None
+                self.inpaint.history = MaskHistory(loaded.mask)
             self.add_recent(path)
+        else:
+            self.max_steps_per_level = MAX_STEPS_PER_LEVEL
         if backend is None or path != old_path:
             self.results.clear()
+        if old is not None and old is not backend:
+            old.close()
         self.model_changed.emit()
+        self.inpaint_changed.emit()
+        self.mask_changed.emit()
         for kind in RUN_KINDS:
             self.results_changed.emit(kind)
 
@@ -162,7 +248,9 @@ class AppState(QObject):
             return
         defaults = manifest.sampler
         self.update_sampler(
-            steps_per_level=defaults.steps_per_level, epsilon=defaults.epsilon, denoise=defaults.denoise
+            steps_per_level=min(defaults.steps_per_level, self.max_steps_per_level),
+            epsilon=defaults.epsilon,
+            denoise=bool(defaults.denoise),
         )
 
     def set_runtime(self, runtime: str | None = None, provider: str | None = None) -> None:
@@ -192,36 +280,83 @@ class AppState(QObject):
     # ------------------------------------------------------------------ sampler
 
     def update_sampler(self, **values: object) -> None:
-        """Set sampler fields (batch_size, seed, seed_mode, steps_per_level, epsilon, denoise, variants).
+        """Set sampler fields (sampler, batch_size, seed, seed_mode, steps_per_level, epsilon, denoise, variants).
 
         Raises:
             ValueError: unknown field or out-of-range value (message names it).
         """
         sampler = self.sampler
+        checked = {name: _check_sampler_value(name, value, self.max_steps_per_level) for name, value in values.items()}
         changed = False
-        for name, value in values.items():
-            checked = _check_sampler_value(name, value)
-            if getattr(sampler, name) != checked:
-                setattr(sampler, name, checked)
+        for name, value in checked.items():
+            if getattr(sampler, name) != value:
+                setattr(sampler, name, value)
                 changed = True
         if changed:
             self.sampler_changed.emit()
 
-    # ------------------------------------------------------------------ inpainting
-
-    def _reset_inpaint_for_model(self) -> None:
-        """A fresh mask of the model's size (the controller refits the picture)."""
+    def network_calls(self, kind: str = "sample", first_level: int = 0) -> int:
+        """Network calls of a run of `kind` with the current settings (0 without a model)."""
         manifest = self.manifest
         if manifest is None:
-            return
-        self.inpaint.fitted = None
-        self.inpaint.history = MaskHistory(full_mask(manifest.height, manifest.width))
+            return 0
+        sampler = self.sampler
+        return network_calls(
+            sampler.sampler, manifest.num_levels, sampler.steps_per_level, sampler.denoise, first_level
+        )
+
+    def batch_for(self, kind: str) -> int:
+        """Images in a run of `kind`: the batch size for sampling, the variant count otherwise."""
+        return self.sampler.batch_size if kind == "sample" else self.sampler.variants
+
+    def estimate(self, kind: str = "sample", first_level: int = 0) -> Estimate | None:
+        """The predicted time of such a run on the open model, if it was ever timed."""
+        if self.backend is None:
+            return None
+        return self.call_times.estimate(self.model_key, self.batch_for(kind), self.network_calls(kind, first_level))
+
+    def run_bytes(self, batch: int) -> int:
+        """float32 bytes of one batch of the open model's images."""
+        manifest = self.manifest
+        return 0 if manifest is None else batch * math.prod(manifest.image_shape) * 4
+
+    # ------------------------------------------------------------------ output
+
+    def set_save_scale(self, scale: int) -> None:
+        """0 = automatic, else a whole enlargement factor for saved PNGs.
+
+        Raises:
+            ValueError: not an integer in [0, MAX_SAVE_SCALE].
+        """
+        if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale <= MAX_SAVE_SCALE:
+            raise ValueError(f"save scale must be an integer in [0, {MAX_SAVE_SCALE}] (0 = automatic), got {scale!r}")
+        if scale != self.save_scale:
+            self.save_scale = scale
+            self.output_changed.emit()
+
+    def effective_save_scale(self, height: int, width: int) -> int:
+        """The enlargement used for images of (height, width)."""
+        return self.save_scale or auto_save_scale(height, width)
+
+    # ------------------------------------------------------------------ inpainting
+
+    def set_picture_loading(self, loading: bool) -> None:
+        if loading != self.picture_loading:
+            self.picture_loading = loading
+            self.picture_loading_changed.emit(loading)
+
+    def set_picture(self, picture: LoadedPicture | None, fitted: FittedPicture | None) -> None:
+        """A new picture to inpaint (its working copy, and that copy fitted to the model); the mask is kept."""
+        self.inpaint.picture = picture
+        self.inpaint.fitted = fitted
+        self.inpaint.picture_path = picture.path if picture is not None else ""
+        self.picture_changed.emit()
         self.inpaint_changed.emit()
 
-    def set_picture(self, fitted: FittedPicture, path: str) -> None:
-        """A new picture to inpaint (already fitted to the model); the mask is kept."""
+    def set_fitted(self, fitted: FittedPicture | None) -> None:
+        """The same picture fitted anew (another fit mode or model)."""
         self.inpaint.fitted = fitted
-        self.inpaint.picture_path = path
+        self.picture_changed.emit()
         self.inpaint_changed.emit()
 
     def update_inpaint(self, **values: object) -> None:
@@ -259,25 +394,25 @@ class AppState(QObject):
         """A new mask as an undoable step."""
         if self.inpaint.history is not None:
             self.inpaint.history.push(mask)
-            self.inpaint_changed.emit()
+            self.mask_changed.emit()
 
     def continue_mask(self, mask: np.ndarray) -> None:
         """Update the mask within the current step (a brush stroke in progress)."""
         if self.inpaint.history is not None:
             self.inpaint.history.replace(mask)
-            self.inpaint_changed.emit()
+            self.mask_changed.emit()
 
     def undo_mask(self) -> bool:
         history = self.inpaint.history
         if history is not None and history.undo():
-            self.inpaint_changed.emit()
+            self.mask_changed.emit()
             return True
         return False
 
     def redo_mask(self) -> bool:
         history = self.inpaint.history
         if history is not None and history.redo():
-            self.inpaint_changed.emit()
+            self.mask_changed.emit()
             return True
         return False
 
@@ -292,17 +427,31 @@ class AppState(QObject):
         self.progress = (done, total)
         self.progress_changed.emit(done, total)
 
-    def set_result(self, result: RunResult) -> None:
-        self.results[result.kind] = result
-        self.results_changed.emit(result.kind)
+    def set_timing(self, timing: RunTiming | None) -> None:
+        self.timing = timing
+        self.timing_changed.emit()
+
+    def set_result(self, result: RunResult | None, slot: str = "") -> None:
+        """Show `result` in its slot (None clears `slot`)."""
+        if result is None:
+            if self.results.pop(slot, None) is not None:
+                self.results_changed.emit(slot)
+            return
+        self.results[result.slot] = result
+        self.results_changed.emit(result.slot)
 
 
-def _check_sampler_value(name: str, value: object) -> object:
+def model_key(path: str, backend: InferenceBackend) -> str:
+    """A model as opened and the runtime and device it runs on (timings are remembered per key)."""
+    return f"{path}|{backend.runtime}|{backend.device}"
+
+
+def _check_sampler_value(name: str, value: object, max_steps: int = MAX_STEPS_PER_LEVEL) -> object:
     """A validated sampler value (ints are not bools, ranges are enforced)."""
     int_ranges = {
         "batch_size": (1, MAX_BATCH),
         "seed": (0, MAX_SEED),
-        "steps_per_level": (1, MAX_STEPS_PER_LEVEL),
+        "steps_per_level": (1, max_steps),
         "variants": (1, MAX_VARIANTS),
     }
     if name in int_ranges:
@@ -326,4 +475,6 @@ def _check_sampler_value(name: str, value: object) -> object:
         if value not in SEED_MODES:
             raise ValueError(f"seed mode must be one of {SEED_MODES}, got {value!r}")
         return value
+    if name == "sampler":
+        return check_sampler(value)
     raise ValueError(f"unknown sampler setting {name!r}")

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from desktop_helpers import STEPS, drop_files, expect_error, generate, make_window, open_model, start_and_cancel
+from desktop_helpers import left as _left
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "build" / "screenshots"
-STEPS = 3  # Langevin steps per level in tests: enough to exercise the loop, cheap
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -37,55 +38,9 @@ def settings_file(tmp_path) -> str:
 
 @pytest.fixture
 def window(qtbot, settings_file):
-    from PySide6.QtCore import QSettings
-
-    from desktop.widgets.main_window import MainWindow
-
-    main_window = MainWindow(settings=QSettings(settings_file, QSettings.Format.IniFormat))
-    qtbot.addWidget(main_window)
-    main_window.resize(1180, 760)
-    main_window.show()
-    main_window.controller.levels_per_chunk = 1
+    main_window = make_window(qtbot, settings_file)
     yield main_window
     main_window.controller.shutdown()
-
-
-def open_model(qtbot, window, path, runtime=None) -> None:
-    with qtbot.waitSignal(window.controller.model_loaded, timeout=120_000):
-        assert window.controller.open_model(path, runtime=runtime)
-
-
-def generate(qtbot, window, **sampler) -> np.ndarray:
-    window.state.update_sampler(**sampler)
-    with qtbot.waitSignal(window.controller.run_finished, timeout=120_000):
-        qtbot.mouseClick(window.sample_panel.generate_button, _left())
-    return window.state.results["sample"].images.copy()
-
-
-def _left():
-    from PySide6.QtCore import Qt
-
-    return Qt.MouseButton.LeftButton
-
-
-def drop_files(qtbot, window, paths) -> None:
-    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-    from PySide6.QtGui import QDropEvent
-
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = QDropEvent(
-        QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
-    )
-    window.dropEvent(event)
-    qtbot.wait(50)  # the drop is handled on the next event-loop turn
-
-
-def expect_error(qtbot, window, action, words: str) -> None:
-    with qtbot.waitSignal(window.error_shown, timeout=60_000) as blocker:
-        action()
-    title, message = blocker.args
-    assert words.lower() in (title + " " + message).lower(), (title, message)
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -146,35 +101,266 @@ def test_save_png_then_drop_it_back_restores_the_settings(qtbot, window, tiny_ex
         qtbot, window, seed=11, seed_mode="fixed", batch_size=3, steps_per_level=STEPS, epsilon=3e-5, denoise=True
     )
     written = window.controller.save_results("sample", tmp_path / "out")
-    assert [p.name.split("_seed")[1] for p in written] == ["11.png", "12.png", "13.png"]
+    assert [p.name for p in written] == [f"digits_mixture_sample_seed{seed}.png" for seed in (11, 12, 13)]
+    scale = 32  # automatic enlargement: 8 x 8 -> 256 x 256, nearest neighbour
     with Image.open(written[1]) as saved:
-        assert np.asarray(saved).shape[:2] == images.shape[1:3]
+        pixels = np.asarray(saved)
+        assert pixels.shape[:2] == (images.shape[1] * scale, images.shape[2] * scale)
+        np.testing.assert_array_equal(pixels[::scale, ::scale], np.round(np.clip(images[1, :, :, 0], 0, 1) * 255))
 
     window.state.update_sampler(seed=999, seed_mode="random", steps_per_level=STEPS + 4, epsilon=1e-3, denoise=False)
-    drop_files(qtbot, window, [written[1]])
+    window.state.set_result(None, "sample")
+    with qtbot.waitSignal(window.state.results_changed, timeout=30_000):
+        drop_files(qtbot, window, [written[1]])
+    shown = window.state.results["sample"]  # the dropped picture is shown, back at the model's size
+    assert "Dropped" in shown.caption and shown.records[0].seed == 12
+    np.testing.assert_array_equal(shown.images[0], np.round(np.clip(images[1], 0, 1) * 255) / 255)
     sampler = window.state.sampler
     assert (sampler.seed, sampler.seed_mode, sampler.steps_per_level, sampler.denoise) == (12, "fixed", STEPS, True)
     assert sampler.epsilon == pytest.approx(3e-5)
     assert window.sampler_panel.seed.value() == 12 and window.sampler_panel.denoise.isChecked()  # widgets follow
     again = generate(qtbot, window, batch_size=1)
     with Image.open(written[1]) as saved:  # the same image (8-bit; batch size moves floats by a few ulps)
-        difference = np.asarray(saved).astype(int) - np.round(np.clip(again[0, :, :, 0], 0, 1) * 255)
+        difference = np.asarray(saved)[::scale, ::scale].astype(int) - np.round(np.clip(again[0, :, :, 0], 0, 1) * 255)
         assert np.abs(difference).max() <= 1
 
 
 def test_click_enlarges_and_copy_puts_an_image_on_the_clipboard(qtbot, window, tiny_export):
+    from PySide6.QtCore import Qt
     from PySide6.QtGui import QGuiApplication
 
     open_model(qtbot, window, tiny_export)
     generate(qtbot, window, seed=1, batch_size=4, steps_per_level=STEPS)
     grid = window.sample_panel.grid
     qtbot.mouseClick(grid, _left(), pos=grid.cell_rect(2).center())
-    viewer = window.sample_panel.viewer
+    viewer = window.sample_panel.results.viewer
     assert viewer is not None and viewer.isVisible() and "seed 3" in viewer.windowTitle()
+    qtbot.mouseClick(viewer.next_button, _left())  # previous / next step through the grid
+    assert "seed 4" in viewer.windowTitle() and not viewer.next_button.isEnabled()
+    qtbot.keyClick(viewer, Qt.Key.Key_Left)
+    qtbot.keyClick(viewer, Qt.Key.Key_Left)
+    assert "seed 2" in viewer.windowTitle() and viewer.caption.text().startswith("ncsn sample")
     viewer.close()
-    qtbot.mouseClick(window.sample_panel.copy_button, _left())
+    qtbot.mouseClick(window.sample_panel.results.copy_button, _left())
     copied = QGuiApplication.clipboard().image()
     assert not copied.isNull() and copied.width() >= 256
+
+
+# ----------------------------------------------------------------------------- history, estimates, actions
+
+
+def test_history_keeps_finished_and_cancelled_runs_and_brings_them_back(qtbot, tiny_export, settings_file):
+    """generate -> cancel: the first grid is still in the history, restores its images and settings, after a restart too."""
+    window = make_window(qtbot, settings_file)
+    open_model(qtbot, window, tiny_export)
+    first = generate(qtbot, window, seed=40, seed_mode="increment", batch_size=6, steps_per_level=STEPS, denoise=True)
+    assert window.state.sampler.seed == 46
+    start_and_cancel(qtbot, window, steps_per_level=100_000, batch_size=3, denoise=False)
+    shown = window.state.results["sample"]
+    np.testing.assert_array_equal(shown.images, first)  # the cancelled run does not replace the finished grid
+    entries = list(window.state.history.entries)
+    assert [entry.status for entry in entries] == ["finished", "cancelled"]
+    assert entries[0].seeds == tuple(range(40, 46)) and entries[1].seeds == (46, 47, 48)
+    strip = window.history_strip
+    assert strip.entry_ids() == [entries[1].entry_id, entries[0].entry_id]  # newest first
+    assert "cancelled" in entries[1].label() and "CANCELLED" in entries[1].describe()
+
+    window.state.update_sampler(seed=999, seed_mode="random", steps_per_level=7, batch_size=2, epsilon=1e-3)
+    window.state.set_result(None, "sample")
+    qtbot.mouseClick(strip.cells, _left(), pos=strip.cell_rect(1).center())  # the older entry: the first grid
+    sampler = window.state.sampler
+    assert (sampler.seed, sampler.seed_mode, sampler.batch_size, sampler.steps_per_level, sampler.denoise) == (
+        40,
+        "fixed",
+        6,
+        STEPS,
+        True,
+    )
+    assert sampler.epsilon == pytest.approx(window.state.manifest.sampler.epsilon)
+    restored = window.state.results["sample"]
+    assert restored.complete and "From the history" in restored.caption
+    np.testing.assert_array_equal(restored.images, np.round(np.clip(first, 0, 1) * 255) / 255)  # 8-bit, as saved
+    again = generate(qtbot, window)  # the restored settings reproduce the grid
+    np.testing.assert_allclose(again, first, atol=1e-5)
+    window.history_strip.grab().save(str(_screenshots() / "history_strip.png"))
+    window.close()
+
+    reopened = make_window(qtbot, settings_file)  # the history was written to disk and is read back
+    assert [entry.entry_id for entry in reopened.state.history.entries] == [entry.entry_id for entry in entries] + [
+        window.state.history.entries[-1].entry_id
+    ]
+    assert reopened.controller.restore_history(entries[0].entry_id)
+    np.testing.assert_array_equal(reopened.state.results["sample"].images, restored.images)
+    assert reopened.state.sampler.batch_size == 6
+    reopened.close()
+
+
+def _screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+def test_estimate_before_generate_and_progress_during_the_run(qtbot, window, tiny_export):
+    open_model(qtbot, window, tiny_export)
+    manifest = window.state.manifest
+    window.state.update_sampler(batch_size=4, steps_per_level=STEPS, denoise=True)
+    calls = manifest.num_levels * STEPS + 1
+    text = window.sample_panel.estimate.text()
+    assert text.startswith(f"{calls} network calls ({manifest.num_levels} levels \u00d7 {STEPS} steps + 1)")
+    assert "roughly" in text  # only the one-image probe of the opening is known so far
+    generate(qtbot, window)
+    assert "about" in window.sample_panel.estimate.text()  # this batch size is measured now
+    timings = []
+    window.state.timing_changed.connect(lambda: timings.append(window.timing_label.text()))
+    window.state.update_sampler(steps_per_level=100_000)
+    qtbot.mouseClick(window.sample_panel.generate_button, _left())
+    qtbot.waitUntil(lambda: any("network calls" in t for t in timings), timeout=10_000)
+    assert any(f"/ {manifest.num_levels * 100_000 + 1:,} network calls" in t and "left" in t for t in timings), timings
+    with qtbot.waitSignal(window.controller.run_cancelled, timeout=30_000):
+        window.controller.cancel()
+
+
+def test_right_click_seed_variations_and_inpaint_this(qtbot, window, tiny_export):
+    open_model(qtbot, window, tiny_export)
+    images = generate(qtbot, window, seed=3, seed_mode="increment", batch_size=4, steps_per_level=STEPS)
+    grid, results = window.sample_panel.grid, window.sample_panel.results
+    results.show_menu(2, grid.mapToGlobal(grid.cell_rect(2).center()))
+    texts = [action.text() for action in results.menu.actions() if action.text()]
+    assert texts[:4] == ["Enlarge", "Use seed 5 and its settings", "Variations (4)", "Inpaint this"]
+    assert "unrelated" in results.menu.actions()[2].toolTip()  # says what variations are, and are not
+
+    assert window.controller.use_seed("sample", 2)
+    assert (window.state.sampler.seed, window.state.sampler.seed_mode) == (5, "fixed")
+    alone = generate(qtbot, window, batch_size=1)[0]
+    np.testing.assert_allclose(alone, images[2], atol=1e-5)  # Generate makes that image first
+
+    generate(qtbot, window, batch_size=4, seed=3)
+    with qtbot.waitSignal(window.controller.run_finished, timeout=120_000):
+        assert window.controller.variations("sample", 1)
+    result = window.state.results["sample"]
+    source = images[1]
+    assert result.kind == "variation" and result.records[0].start_level == window.state.manifest.num_levels // 2
+    np.testing.assert_array_equal(result.original, source)
+    assert window.sample_panel.grid.image_count() == 1 + len(result.images)  # the source first
+    near = np.abs(result.images - source).mean()
+    fresh = np.abs(images[[0, 2, 3]] - source).mean()
+    assert near < fresh / 2  # variations keep the image's shape; other seeds are other images
+    assert len({variation.tobytes() for variation in result.images}) == len(result.images)  # and differ
+
+    assert window.controller.inpaint_this("sample", 0)
+    assert window.current_tab() == "inpaint"
+    np.testing.assert_allclose(window.state.inpaint.fitted.image, result.images[0], atol=0.5 / 255)
+
+
+def test_saves_are_enlarged_and_named_alike_and_the_grid_is_one_png(qtbot, window, tiny_export, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from desktop.png_metadata import read_png_record
+
+    open_model(qtbot, window, tiny_export)
+    images = generate(qtbot, window, seed=20, seed_mode="fixed", batch_size=5, steps_per_level=STEPS)
+    window.state.set_save_scale(3)
+    (one,) = window.controller.save_results("sample", tmp_path / "three")[:1]
+    with Image.open(one) as saved:
+        assert saved.size == (8 * 3, 8 * 3)
+    window.state.set_save_scale(0)  # automatic: the shorter side reaches 256 px
+    written = window.controller.save_results("sample", tmp_path / "auto")
+    with Image.open(written[0]) as saved:
+        assert saved.size == (256, 256)
+
+    asked = []
+
+    def save_file_name(parent, title, start, name_filter):
+        asked.append(start)
+        return str(tmp_path / "grid.png"), ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_file_name)
+    window.sample_panel.results.save_one_dialog(0)
+    assert Path(asked[0]).name == written[0].name == "digits_mixture_sample_seed20.png"  # viewer and batch agree
+    window.sample_panel.results.save_grid_dialog()
+    assert Path(asked[1]).name == "digits_mixture_sample_grid_seeds20-24.png"
+    with Image.open(tmp_path / "grid.png") as grid:
+        columns, rows = 3, 2  # near-square grid of 5, 1 model pixel of white between images
+        assert grid.size == ((columns * 9 + 1) * 32, (rows * 9 + 1) * 32)
+        pixels = np.asarray(grid)
+        np.testing.assert_array_equal(pixels[32::32, 32::32][:8, :8], np.round(np.clip(images[0, :, :, 0], 0, 1) * 255))
+    record = read_png_record(tmp_path / "grid.png")
+    assert (record.seed, record.count) == (20, 5)
+    window.state.update_sampler(batch_size=1, seed=0)
+    with qtbot.waitSignal(window.state.results_changed, timeout=30_000):
+        drop_files(qtbot, window, [tmp_path / "grid.png"])
+    assert (window.state.sampler.seed, window.state.sampler.batch_size) == (20, 5)  # the whole grid comes back
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def _digit_picture(path: Path, index: int = 42, zoom: int = 12) -> Path:
+    """One of scikit-learn's 8 x 8 digits (not one of the mixture's 20 centres), enlarged to a 96 x 96 PNG."""
+    from sklearn.datasets import load_digits
+
+    digit = load_digits().images[index] / 16.0  # [8, 8] in [0, 1]
+    pixels = np.round(np.kron(digit, np.ones((zoom, zoom))) * 255).astype(np.uint8)
+    Image.fromarray(pixels, mode="L").save(path)
+    return path
+
+
+def _overlaps(root) -> list[str]:
+    """Pairs of visible sibling widgets that intersect, and visible children poking out of their parent."""
+    from PySide6.QtWidgets import QScrollArea, QWidget
+
+    problems = []
+    for parent in [root, *root.findChildren(QWidget)]:
+        if not parent.isVisible() or parent.isWindow() and parent is not root:
+            continue
+        children = [c for c in parent.children() if isinstance(c, QWidget) and c.isVisible() and not c.isWindow()]
+        for index, first in enumerate(children):
+            for second in children[index + 1 :]:
+                if first.geometry().intersects(second.geometry()):
+                    problems.append(
+                        f"{type(first).__name__} {first.geometry()} overlaps {type(second).__name__} {second.geometry()} in {type(parent).__name__}"
+                    )
+            inner = parent.rect()
+            scrolled = (
+                isinstance(parent.parent(), QScrollArea)
+                or type(parent).__name__ == "QWidget"
+                and parent.objectName() == "qt_scrollarea_viewport"
+            )
+            if not scrolled and not inner.contains(first.geometry()):
+                problems.append(f"{type(first).__name__} {first.geometry()} leaves {type(parent).__name__} {inner}")
+    return problems
+
+
+def test_nothing_overlaps_at_800_by_600(qtbot, window, tiny_export, tmp_path):
+    open_model(qtbot, window, tiny_export)
+    window.resize(800, 600)
+    generate(qtbot, window, seed=0, seed_mode="increment", batch_size=16, steps_per_level=STEPS)
+    generate(qtbot, window, batch_size=4)
+    start_and_cancel(qtbot, window, steps_per_level=100_000, batch_size=9)
+    window.tabs.setCurrentWidget(window.inpaint_panel)
+    with qtbot.waitSignal(window.controller.picture_loaded, timeout=30_000):
+        window.controller.open_picture(_digit_picture(tmp_path / "digit.png"))
+    window.inpaint_panel.apply_preset("right half")
+    window.state.update_sampler(variants=3, steps_per_level=STEPS)
+    with qtbot.waitSignal(window.controller.run_finished, timeout=120_000):
+        window.controller.inpaint()
+    for advanced in (False, True):  # the sampler's Advanced section closed and open
+        window.sampler_panel.advanced_button.setChecked(advanced)
+        for tab in (window.inpaint_panel, window.sample_panel):
+            window.tabs.setCurrentWidget(tab)
+            qtbot.wait(50)
+            assert (window.width(), window.height()) == (800, 600), "the window cannot shrink to 800 x 600"
+            assert _overlaps(window) == [], (advanced, window.current_tab())
+            if not advanced:
+                window.grab().save(str(_screenshots() / f"desktop_800x600_{window.current_tab()}.png"))
+    from PySide6.QtCore import QRect
+
+    from desktop.widgets.history_strip import CELL_WIDTH
+
+    strip = window.history_strip
+    assert len(strip.entry_ids()) == 4
+    width = min(strip.width(), 12 + 4 * CELL_WIDTH)
+    strip.grab(QRect(0, 0, width, strip.height())).save(str(_screenshots() / "desktop_history.png"))
 
 
 # ----------------------------------------------------------------------------- inpainting
@@ -191,7 +377,8 @@ def test_inpaint_keeps_known_pixels_and_undo_restores_the_mask(qtbot, window, ti
     open_model(qtbot, window, tiny_export)
     manifest = window.state.manifest
     window.tabs.setCurrentWidget(window.inpaint_panel)
-    drop_files(qtbot, window, [_picture(tmp_path / "checker.png", manifest.height, manifest.width)])
+    with qtbot.waitSignal(window.controller.picture_loaded, timeout=30_000):
+        drop_files(qtbot, window, [_picture(tmp_path / "checker.png", manifest.height, manifest.width)])
     fitted = window.state.inpaint.fitted
     assert fitted is not None and fitted.image.shape == manifest.image_shape
 
@@ -218,7 +405,7 @@ def test_inpaint_keeps_known_pixels_and_undo_restores_the_mask(qtbot, window, ti
     for variant in result.images:
         np.testing.assert_array_equal(variant[known], fitted.image[known])
     assert not np.array_equal(result.images[0][~known], result.images[1][~known])  # variants differ
-    assert panel.results.image_count() == 4  # the original beside the variants
+    assert panel.results.grid.image_count() == 4  # the original beside the variants
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(SCREENSHOTS / "inpaint.png"))
 
@@ -243,8 +430,13 @@ def test_inpaint_keeps_known_pixels_and_undo_restores_the_mask(qtbot, window, ti
 # ----------------------------------------------------------------------------- errors
 
 
-def _failing_export(tiny_export: Path, out: Path) -> Path:
-    """A copy of the export whose sample_levels.onnx fails at run time (Reshape to a width of 7)."""
+def _failing_export(tiny_export: Path, out: Path, any_batch: bool = True) -> Path:
+    """A copy of the export whose sample_levels.onnx fails at run time: a Reshape of the images.
+
+    any_batch: reshape to [-1, 7], which fails on every batch (the app refuses the model when opening
+    it: its probe run fails); else reshape to [1, H, W, C], which passes the one-image probe and
+    fails on batches of two or more.
+    """
     import onnx
     from onnx import TensorProto, helper
 
@@ -261,7 +453,8 @@ def _failing_export(tiny_export: Path, out: Path) -> Path:
         helper.make_tensor_value_info("epsilon", TensorProto.FLOAT, []),
         helper.make_tensor_value_info("denoise", TensorProto.BOOL, []),
     ]
-    shape = helper.make_tensor("bad_shape", TensorProto.INT64, [2], [-1, 7])
+    target = [-1, 7] if any_batch else [1, height, width, channels]
+    shape = helper.make_tensor("bad_shape", TensorProto.INT64, [len(target)], target)
     graph = helper.make_graph(
         [helper.make_node("Reshape", ["images", "bad_shape"], ["out"])],
         "fails",
@@ -298,7 +491,13 @@ def test_errors_show_a_dialog_and_leave_the_app_usable(qtbot, window, tiny_expor
     expect_error(qtbot, window, lambda: controller.open_model(corrupt), "cannot")
     assert window.state.backend is not None  # the open model survives a failed open
 
-    open_model(qtbot, window, _failing_export(tiny_export, tmp_path / "failing"))
+    title = window.windowTitle()
+    expect_error(
+        qtbot, window, lambda: controller.open_model(_failing_export(tiny_export, tmp_path / "broken")), "does not run"
+    )
+    assert window.state.backend is not None and window.windowTitle() == title  # checked before the switch
+
+    open_model(qtbot, window, _failing_export(tiny_export, tmp_path / "failing", any_batch=False))
     window.state.update_sampler(batch_size=2, steps_per_level=STEPS)
     with qtbot.waitSignal(controller.run_failed, timeout=60_000):
         qtbot.mouseClick(window.sample_panel.generate_button, _left())
@@ -431,18 +630,48 @@ def test_settings_persist_and_the_last_model_reopens(qtbot, tiny_export, setting
     second.close()
 
 
+def _cells(shot, grid, count: int) -> list[np.ndarray]:
+    """The pixels of each grid cell in a screenshot of `grid` ([h, w, 3] uint8 each)."""
+    pixels = np.asarray(shot.convert("RGB"))
+    ratio = shot.width / grid.width()  # the device pixel ratio of the grab
+    cells = []
+    for index in range(count):
+        rect = grid.cell_rect(index)
+        top, left = round(rect.top() * ratio), round(rect.left() * ratio)
+        cells.append(pixels[top : top + round(rect.height() * ratio), left : left + round(rect.width() * ratio)])
+    return cells
+
+
 def test_screenshot_of_the_main_window_after_sampling(qtbot, window, tiny_export):
+    """The grid shows exactly the 16 samples, each cell the sample itself (not blank, not another image)."""
     open_model(qtbot, window, tiny_export)
     manifest = window.state.manifest
-    generate(
+    images = generate(
         qtbot, window, seed=0, seed_mode="increment", batch_size=16, steps_per_level=manifest.sampler.steps_per_level
     )
+    # A short session for the picture: a cancelled run and a small batch in the history, then the grid back.
+    start_and_cancel(qtbot, window, steps_per_level=100_000, batch_size=9)
+    generate(qtbot, window, batch_size=4, steps_per_level=manifest.sampler.steps_per_level)
+    window.controller.restore_history(window.state.history.entries[0].entry_id)
+    images = window.state.results["sample"].images
     qtbot.wait(50)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / "main_window.png"
-    assert window.grab().save(str(path))
+    assert window.grab().save(str(_screenshots() / "main_window.png"))
+    grid = window.sample_panel.grid
+    assert grid.image_count() == 16
+    path = SCREENSHOTS / "grid.png"
+    assert grid.grab().save(str(path))
     with Image.open(path) as shot:
-        assert shot.size[0] >= 1000 and np.asarray(shot.convert("L")).std() > 10  # not blank
+        cells = _cells(shot, grid, 16)
+        rects = [grid.cell_rect(k) for k in range(16)]
+        assert all(not a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1 :])  # 16 separate cells
+        for cell, image in zip(cells, images, strict=True):
+            grey = cell.astype(float).mean(axis=2)  # [h, w]
+            assert grey.std() > 20  # a picture, not a blank cell
+            zoom = cell.shape[0] / manifest.height  # whole-pixel zoom: sample the centre of each model pixel
+            centres = grey[(np.arange(manifest.height) * zoom + zoom / 2).astype(int)][
+                :, (np.arange(manifest.width) * zoom + zoom / 2).astype(int)
+            ]
+            np.testing.assert_allclose(centres, np.round(np.clip(image[:, :, 0], 0, 1) * 255), atol=2)
 
 
 def test_command_line_entry_point_answers():

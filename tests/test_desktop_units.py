@@ -216,13 +216,13 @@ def test_fit_picture_crops_centre_and_converts_channels(tmp_path):
     pixels[:, 20:, 2] = 255
     path = tmp_path / "thirds.bmp"
     Image.fromarray(pixels).save(path)
-    fitted = fit_picture(load_picture(path), (4, 4, 3), "crop")
+    fitted = fit_picture(load_picture(path).image, (4, 4, 3), "crop")
     assert fitted.image.shape == (4, 4, 3) and fitted.box == (10.0, 0.0, 20.0, 10.0)
     np.testing.assert_allclose(fitted.image, np.broadcast_to([0, 1, 0], (4, 4, 3)), atol=1 / 255)
-    grey = fit_picture(load_picture(path), (4, 4, 1), "crop")
+    grey = fit_picture(load_picture(path).image, (4, 4, 1), "crop")
     assert grey.image.shape == (4, 4, 1)
     np.testing.assert_allclose(grey.image, 150 / 255, atol=2 / 255)  # ITU-R 601 luma of pure green
-    padded = fit_picture(load_picture(path), (6, 6, 3), "pad")
+    padded = fit_picture(load_picture(path).image, (6, 6, 3), "pad")
     assert padded.image.shape == (6, 6, 3)
     assert padded.image[0].max() < 0.02 and padded.image[-1].max() < 0.02  # black bars above and below
     assert padded.image[2:4, 2:4, 1].min() > 0.8  # green in the middle
@@ -335,7 +335,10 @@ def test_settings_round_trip_and_bad_values_skipped(tmp_path):
     state.update_inpaint(brush_size=5, fit_mode="pad")
     state.set_runtime("tensorflow", "CPUExecutionProvider")
     state.set_recent(["/a/model.onnx", "/b/export"])
-    save_state(QSettings(path, QSettings.Format.IniFormat), state)
+    state.set_save_scale(5)
+    written = QSettings(path, QSettings.Format.IniFormat)
+    save_state(written, state)
+    written.sync()
 
     restored = AppState()
     load_state(QSettings(path, QSettings.Format.IniFormat), restored)
@@ -343,6 +346,7 @@ def test_settings_round_trip_and_bad_values_skipped(tmp_path):
     assert (restored.inpaint.brush_size, restored.inpaint.fit_mode) == (5, "pad")
     assert (restored.preferred_runtime, restored.provider) == ("tensorflow", "CPUExecutionProvider")
     assert restored.recent_models == ["/a/model.onnx", "/b/export"]
+    assert restored.save_scale == 5
 
     edited = QSettings(path, QSettings.Format.IniFormat)
     edited.setValue("sampler/seed", "not a number")
@@ -367,15 +371,244 @@ def test_crc_of_png_chunks_untouched(tmp_path):
     assert int.from_bytes(data[index + 4 + length : index + 8 + length], "big") == zlib.crc32(body)
 
 
-def test_many_void_qt_calls_do_not_crash(qtbot):
-    """PySide6 6.12 on Python 3.11 drops a reference to None per void call; the app's guard keeps it alive."""
-    import sys
+# ----------------------------------------------------------------------------- saving
 
-    from PySide6.QtWidgets import QLabel
 
-    import desktop.state  # noqa: F401  (applies desktop.qt_compat.guard_none_refcount)
+def test_upscale_is_nearest_neighbour_and_auto_scale_reaches_256():
+    from desktop.imaging import auto_save_scale, upscale
 
-    label = QLabel()
-    for _ in range(20_000):  # None starts with ~5 300 references: without the guard this aborts the process
-        label.setText("x")
-    assert sys.getrefcount(None) > 1_000
+    image = np.arange(6, dtype=np.float32).reshape(2, 3, 1) / 5  # [2, 3, 1]
+    big = upscale(image, 4)
+    assert big.shape == (8, 12, 1)
+    np.testing.assert_array_equal(big[::4, ::4], image)
+    np.testing.assert_array_equal(big[3, 11], image[0, 2])  # each pixel a 4 x 4 block
+    assert [auto_save_scale(s, s) for s in (8, 28, 32, 64, 256, 1024)] == [32, 10, 8, 4, 1, 1]
+    assert auto_save_scale(8, 300) == 32  # the shorter side decides
+    with pytest.raises(ValueError, match="scale"):
+        upscale(image, 0)
+
+
+def test_saved_png_is_enlarged_and_keeps_its_record(tmp_path):
+    image = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
+    save_png(tmp_path / "x.png", image, RECORD, scale=32)
+    with Image.open(tmp_path / "x.png") as saved:
+        assert saved.size == (256, 256)
+        np.testing.assert_array_equal(np.asarray(saved)[::32, ::32], to_uint8(image))
+    assert read_png_record(tmp_path / "x.png") == RECORD
+
+
+def test_png_record_of_a_grid_and_of_a_variation_round_trip(tmp_path):
+    from dataclasses import replace
+
+    grid = replace(RECORD, count=16)
+    variation = replace(RECORD, mode="variation", start_level=5)
+    assert parse_record(grid.to_json()) == grid and parse_record(variation.to_json()) == variation
+    old = json.loads(RECORD.to_json())
+    for key in ("sampler", "start_level", "count"):
+        del old[key]  # records written before these fields existed still read
+    assert parse_record(json.dumps(old)) == RECORD
+    for change, words in (
+        ({"count": 0}, "count"),
+        ({"start_level": -1}, "start_level"),
+        ({"sampler": "magic"}, "sampler"),
+    ):
+        with pytest.raises(MetadataError, match=words):
+            parse_record(json.dumps({**json.loads(RECORD.to_json()), **change}))
+
+
+# ----------------------------------------------------------------------------- estimates
+
+
+def test_network_calls_and_estimates_from_measured_times():
+    from desktop.estimate import CallTimes, format_duration
+    from desktop.samplers import network_calls
+
+    assert network_calls("annealed_langevin", 10, 100, False) == 1000
+    assert network_calls("annealed_langevin", 10, 100, True, first_level=5) == 501
+    with pytest.raises(ValueError, match="sampler"):
+        network_calls("ode", 10, 100, False)
+    times = CallTimes()
+    assert times.estimate("m", 16, 1000) is None  # never measured: no number is made up
+    times.record("m", 16, calls=100, seconds=2.0)  # 20 ms per call at batch 16
+    assert times.estimate("m", 16, 1000).seconds == pytest.approx(20.0) and times.estimate("m", 16, 1000).measured
+    scaled = times.estimate("m", 32, 1000)
+    assert scaled.seconds == pytest.approx(40.0) and not scaled.measured  # proportional to the batch, marked rough
+    times.record("m", 16, calls=100, seconds=4.0)
+    assert times.estimate("m", 16, 100).seconds == pytest.approx(3.0)  # smoothed
+    again = CallTimes.from_json(times.to_json())
+    assert again.estimate("m", 16, 100).seconds == pytest.approx(3.0)
+    for bad in ("[" * 100 + "]" * 100, '{"m": {"16": -1}}', '{"m": {"x": 1}}', "not json", '{"m": {"16": true}}'):
+        assert CallTimes.from_json(bad).estimate("m", 16, 1) is None
+    assert [format_duration(s) for s in (0.042, 0.42, 2.54, 12.4, 185, 7800)] == [
+        "0.04 s",
+        "0.4 s",
+        "2.5 s",
+        "12 s",
+        "3 min 05 s",
+        "2 h 10 min",
+    ]
+
+
+# ----------------------------------------------------------------------------- history
+
+
+def _entry(entry_id=None, status="finished", count=3, kind="sample", shape=(8, 8, 1)):
+    from desktop.history import HistoryEntry, RunSettings, new_entry_id
+
+    levels = 4
+    return HistoryEntry(
+        entry_id=entry_id or new_entry_id(),
+        kind=kind,
+        status=status,
+        created=1.7e9,
+        model="tiny",
+        dataset="digits",
+        model_path="/m",
+        runtime="onnxruntime",
+        image_shape=shape,
+        seeds=tuple(range(10, 10 + count)),
+        settings=RunSettings("annealed_langevin", 5, 2e-5, True),
+        levels_done=levels if status == "finished" else 1,
+        num_levels=levels,
+        seconds=1.5,
+    )
+
+
+def test_history_round_trip_on_disk(tmp_path):
+    from desktop.history import EntryImages, History
+
+    rng = np.random.default_rng(0)
+    history = History(tmp_path / "h")
+    images = rng.random((3, 8, 8, 1)).astype(np.float32)
+    first = history.add(_entry(), EntryImages(images))
+    picture, mask = rng.random((8, 8, 1)).astype(np.float32), preset_mask("left half", 8, 8)
+    second = history.add(_entry(kind="inpaint", status="cancelled", count=2), EntryImages(images[:2], picture, mask))
+    history.add(_entry(status="cancelled"), EntryImages(None))  # cancelled before its first level
+    history.close()
+
+    reread = History(tmp_path / "h")
+    assert reread.load() == ""
+    assert [e.entry_id for e in reread.entries] == [e.entry_id for e in history.entries]
+    assert reread.entries[0] == first and reread.entries[1] == second and not reread.entries[2].has_images
+    loaded = reread.images(first.entry_id)
+    np.testing.assert_array_equal(loaded.images, to_uint8(images).astype(np.float32) / 255)  # 8-bit, exactly
+    inpainted = reread.images(second.entry_id)
+    np.testing.assert_array_equal(inpainted.mask, mask)
+    np.testing.assert_array_equal(inpainted.original, to_uint8(picture).astype(np.float32) / 255)
+    assert reread.thumbnail(first.entry_id).shape[2] == 1 and reread.thumbnail(second.entry_id).shape[2] == 3
+    assert reread.entries[0].records()[1].seed == 11 and reread.entries[0].records()[1].denoise
+
+
+def test_history_is_bounded_in_count_and_bytes_and_deletes_what_it_drops(tmp_path, monkeypatch):
+    from desktop import history as history_module
+    from desktop.history import EntryImages, History
+
+    history = History(tmp_path / "h")
+    images = np.zeros((3, 8, 8, 1), np.float32)
+    added = [history.add(_entry(), EntryImages(images)) for _ in range(history_module.MAX_ENTRIES + 5)]
+    history.flush()
+    assert len(history.entries) == history_module.MAX_ENTRIES and history.entries[0] == added[5]
+    folders = {p.name for p in (tmp_path / "h").iterdir() if p.is_dir()}
+    assert folders == {e.entry_id for e in history.entries}  # the dropped entries' files are gone
+
+    monkeypatch.setattr(history_module, "MAX_PIXEL_BYTES", 100_000)  # the byte bound, small enough to test
+    history.clear()
+    big = _entry(count=4, shape=(64, 64, 3))  # 49,152 8-bit bytes: two fit, a third pushes the oldest out
+    kept = [history.add(replace_id(big), EntryImages(np.full((4, 64, 64, 3), 0.5, np.float32))) for _ in range(3)]
+    assert [e.entry_id for e in history.entries] == [e.entry_id for e in kept[1:]]
+    assert history.total_pixel_bytes() <= 100_000
+    assert history.images(kept[2].entry_id).images.dtype == np.float32
+    assert history._images[kept[2].entry_id].images.dtype == np.uint8  # memory holds what the bound counts
+    assert history.add(_entry(count=16, shape=(64, 64, 3)), EntryImages(None)) is None  # alone too large: kept out
+    history.close()
+
+
+def replace_id(entry):
+    from dataclasses import replace
+
+    from desktop.history import new_entry_id
+
+    return replace(entry, entry_id=new_entry_id())
+
+
+@pytest.mark.parametrize(
+    "content, note",
+    [
+        ("{not json", "could not be read"),
+        ("[" * 10_000 + "]" * 10_000, "could not be read"),
+        ('{"format": "other", "version": 1, "entries": []}', "not a history"),
+        ('{"format": "ncsn-desktop-history", "version": 1, "entries": 5}', "no list"),
+    ],
+)
+def test_a_corrupt_history_index_starts_empty_and_is_kept_aside(tmp_path, content, note):
+    from desktop.history import History
+
+    folder = tmp_path / "h"
+    folder.mkdir()
+    (folder / "index.json").write_text(content)
+    history = History(folder)
+    assert note in history.load() and history.entries == []
+    assert (folder / "index.json.corrupt").read_text() == content  # not overwritten: kept for inspection
+
+
+def test_hostile_history_entries_are_dropped_one_by_one(tmp_path):
+    from desktop.history import HISTORY_FORMAT, HISTORY_VERSION, EntryImages, History
+
+    folder = tmp_path / "h"
+    good = History(folder)
+    kept = good.add(_entry(), EntryImages(np.full((3, 8, 8, 1), 0.5, np.float32)))
+    good.close()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me")
+    raw = kept.to_dict()
+    hostile = [
+        {**raw, "id": "../outside"},  # a path instead of an id
+        {**raw, "id": "20250101T000000-0000000g"},
+        {**raw, "image_shape": [100_000, 100_000, 1]},
+        {**raw, "seeds": [-1]},
+        {**raw, "seeds": list(range(5000))},
+        {**raw, "settings": {**raw["settings"], "epsilon": float("nan")}},
+        {**raw, "settings": {**raw["settings"], "sampler": "__import__('os')"}},
+        {**raw, "model": "x" * 10_000},
+        {**raw, "status": "finished", "levels_done": 1},
+        "not an object",
+        raw,  # a duplicate of the good one
+    ]
+    index = {"format": HISTORY_FORMAT, "version": HISTORY_VERSION, "entries": [raw, *hostile]}
+    (folder / "index.json").write_text(json.dumps(index))
+    (folder / "20250101T000000-deadbeef").symlink_to(outside)  # a symlinked entry folder
+    symlinked = {**raw, "id": "20250101T000000-deadbeef"}
+    index["entries"].append(symlinked)
+    (folder / "index.json").write_text(json.dumps(index))
+    history = History(folder)
+    assert history.load() == f"{len(hostile)} damaged history entries were skipped."
+    assert [e.entry_id for e in history.entries] == [kept.entry_id, symlinked["id"]]
+    assert history.images(symlinked["id"]) is None  # never read through a symlink
+    history.clear()
+    history.close()
+    assert (outside / "precious.txt").read_text() == "keep me"  # and never deleted through one
+
+
+def test_history_pictures_must_be_what_the_index_says(tmp_path):
+    from desktop.history import EntryImages, History
+
+    history = History(tmp_path / "h")
+    entry = history.add(_entry(), EntryImages(np.zeros((3, 8, 8, 1), np.float32)))
+    history.close()
+    images = tmp_path / "h" / entry.entry_id / "images.png"
+    assert _reloaded(tmp_path / "h").images(entry.entry_id) is not None
+    Image.new("RGB", (16, 16)).save(images)  # the right size (2 x 2 tiles of 8 x 8), the wrong mode
+    assert _reloaded(tmp_path / "h").images(entry.entry_id) is None
+    Image.new("L", (4000, 4000)).save(images)  # the wrong size (never decoded)
+    reread = History(tmp_path / "h")
+    reread.load()
+    assert reread.images(entry.entry_id) is None and reread.get(entry.entry_id) is not None  # settings stay usable
+
+
+def _reloaded(folder):
+    from desktop.history import History
+
+    history = History(folder)
+    assert history.load() == ""
+    return history

@@ -14,3 +14,17 @@ class UnsafeModelError(ModelError):
 
 class RunInterrupted(Exception):
     """A running endpoint call was aborted on request (Cancel)."""
+
+
+class RuntimeMissingError(ModelError):
+    """The export has no files for the requested runtime (e.g. no ONNX files); nothing was opened.
+
+    Attributes:
+        wanted: the runtime asked for ("onnxruntime" or "tensorflow").
+        available: the runtimes whose files the export has, preferred first.
+    """
+
+    def __init__(self, message: str, wanted: str, available: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.wanted = wanted
+        self.available = tuple(available)

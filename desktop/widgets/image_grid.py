@@ -1,4 +1,4 @@
-"""A grid of small images, scaled nearest-neighbour, with captions; click one to enlarge."""
+"""A grid of small images, scaled nearest-neighbour, with captions; click one to enlarge, right-click for more."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPalette
+from PySide6.QtGui import QColor, QContextMenuEvent, QImage, QMouseEvent, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from desktop.widgets.qt_images import to_qimage
@@ -20,9 +20,11 @@ class ImageGrid(QWidget):
 
     Signals:
         image_clicked(int): index of the clicked image.
+        context_requested(int, QPoint): right click on image `index` at a global position.
     """
 
     image_clicked = Signal(int)
+    context_requested = Signal(int, QPoint)
 
     def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -32,9 +34,10 @@ class ImageGrid(QWidget):
         self._dimmed = False
         self._hover = -1
         self._columns: int | None = None
+        self._hint = "Click an image to enlarge it"
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setMinimumSize(160, 120)
+        self.setMinimumSize(120, 90)
         self.setAutoFillBackground(True)
         palette = self.palette()
         palette.setColor(QPalette.ColorRole.Window, QColor(38, 40, 44))
@@ -61,11 +64,25 @@ class ImageGrid(QWidget):
         self._captions = list(captions or [])
         self._dimmed = dimmed
         self._columns = columns
-        self.setToolTip("Click an image to enlarge it" if self._images else "")
+        self.setToolTip(self._hint if self._images else "")
         self.update()
 
     def image_count(self) -> int:
         return len(self._images)
+
+    def set_placeholder(self, text: str) -> None:
+        """The text shown when there are no images."""
+        if text != self._placeholder:
+            self._placeholder = text
+            self.update()
+
+    def placeholder(self) -> str:
+        return self._placeholder
+
+    def set_hint(self, text: str) -> None:
+        """The tooltip shown over the images."""
+        self._hint = text
+        self.setToolTip(text if self._images else "")
 
     def _layout(self) -> tuple[int, int, int]:
         """(columns, rows, cell side in pixels) for the current size."""
@@ -146,3 +163,8 @@ class ImageGrid(QWidget):
             index = self.index_at(event.position().toPoint())
             if index >= 0:
                 self.image_clicked.emit(index)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802
+        index = self.index_at(event.pos())
+        if index >= 0:
+            self.context_requested.emit(index, event.globalPos())

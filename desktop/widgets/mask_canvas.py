@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 EMPTY_GREY = 0.5  # shown where no picture is loaded yet
 GRID_MIN_ZOOM = 12  # draw the pixel grid when a model pixel is at least this many screen pixels
+PREVIEW_SIDE = 512  # the source picture's preview is converted once at most this large
 
 
 class MaskCanvas(QWidget):
@@ -32,15 +33,19 @@ class MaskCanvas(QWidget):
         super().__init__(parent)
         self.state = state
         self._image: QImage | None = None
+        self._size: tuple[int, int] | None = None  # (width, height) of the model's images
+        self._stale = True
         self._stroke_value: float | None = None
         self._last_point: tuple[float, float] | None = None
         self._cursor: QPointF | None = None
         self.setMouseTracking(True)
-        self.setMinimumSize(200, 200)
+        self.setMinimumSize(150, 150)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setToolTip("Paint the region to fill in (left button); right button erases")
         state.inpaint_changed.connect(self.refresh)
+        state.mask_changed.connect(self.refresh)
+        state.picture_changed.connect(self.refresh)
         state.model_changed.connect(self.refresh)
         self.refresh()
 
@@ -48,23 +53,37 @@ class MaskCanvas(QWidget):
         return QSize(360, 360)
 
     def refresh(self) -> None:
-        state = self.state
-        manifest, mask = state.manifest, state.mask
-        if manifest is None or mask is None:
-            self._image = None
-        else:
-            fitted = state.inpaint.fitted
-            picture = (
-                fitted.image if fitted is not None else np.full(manifest.image_shape, EMPTY_GREY, np.float32)
-            )  # [H, W, C] in [0, 1]
-            self._image = to_qimage(overlay_mask(picture, mask))
+        """Mark the picture for redrawing; it is converted when painted, at most once per screen update.
+
+        A burst of brush moves between two paints costs one conversion of H x W model
+        pixels (whatever the source picture's size), never one per move.
+        """
+        manifest = self.state.manifest
+        self._size = (manifest.width, manifest.height) if manifest is not None and self.state.mask is not None else None
+        self._stale = True
         self.update()
+
+    def current_image(self) -> QImage | None:
+        """The model-sized picture with the mask tinted, converted now if the state changed since."""
+        if self._stale:
+            state = self.state
+            manifest, mask = state.manifest, state.mask
+            if manifest is None or mask is None:
+                self._image = None
+            else:
+                fitted = state.inpaint.fitted
+                picture = (
+                    fitted.image if fitted is not None else np.full(manifest.image_shape, EMPTY_GREY, np.float32)
+                )  # [H, W, C] in [0, 1]
+                self._image = to_qimage(overlay_mask(picture, mask))
+            self._stale = False
+        return self._image
 
     def image_rect(self) -> QRect:
         """Where the model-sized image is drawn (whole-pixel zoom, centred)."""
-        if self._image is None:
+        if self._size is None:
             return QRect()
-        width, height = self._image.width(), self._image.height()
+        width, height = self._size
         zoom = min(self.width() / width, self.height() / height)
         zoom = math.floor(zoom) if zoom >= 1 else zoom
         draw_w, draw_h = max(1, int(width * zoom)), max(1, int(height * zoom))
@@ -73,38 +92,39 @@ class MaskCanvas(QWidget):
     def model_point(self, point: QPointF) -> tuple[float, float]:
         """Widget coordinates -> (x, y) in model pixels."""
         rect = self.image_rect()
-        assert self._image is not None
+        assert self._size is not None
+        width, height = self._size
         return (
-            (point.x() - rect.left()) * self._image.width() / rect.width(),
-            (point.y() - rect.top()) * self._image.height() / rect.height(),
+            (point.x() - rect.left()) * width / rect.width(),
+            (point.y() - rect.top()) * height / rect.height(),
         )
 
     def widget_point(self, x: float, y: float) -> QPointF:
         """(x, y) in model pixels -> widget coordinates (for tests and the cursor)."""
         rect = self.image_rect()
-        assert self._image is not None
-        return QPointF(
-            rect.left() + x * rect.width() / self._image.width(), rect.top() + y * rect.height() / self._image.height()
-        )
+        assert self._size is not None
+        width, height = self._size
+        return QPointF(rect.left() + x * rect.width() / width, rect.top() + y * rect.height() / height)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(38, 40, 44))
-        if self._image is None:
+        image = self.current_image()
+        if image is None:
             painter.setPen(QColor(170, 170, 170))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Open a model to paint a mask")
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         rect = self.image_rect()
-        painter.drawImage(rect, self._image)
-        zoom = rect.width() / self._image.width()
+        painter.drawImage(rect, image)
+        zoom = rect.width() / image.width()
         if zoom >= GRID_MIN_ZOOM:
             painter.setPen(QPen(QColor(0, 0, 0, 40), 1))
-            for column in range(1, self._image.width()):
+            for column in range(1, image.width()):
                 x = rect.left() + round(column * zoom)
                 painter.drawLine(x, rect.top(), x, rect.bottom())
-            for row in range(1, self._image.height()):
-                y = rect.top() + round(row * rect.height() / self._image.height())
+            for row in range(1, image.height()):
+                y = rect.top() + round(row * rect.height() / image.height())
                 painter.drawLine(rect.left(), y, rect.right(), y)
         if self._cursor is not None and rect.contains(self._cursor.toPoint()):
             radius = max(self.state.inpaint.brush_size, 1) / 2 * zoom
@@ -127,7 +147,7 @@ class MaskCanvas(QWidget):
         self._last_point = current
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self._image is None or self.state.busy:
+        if self._size is None or self.state.busy:
             return
         if event.button() == Qt.MouseButton.LeftButton:
             self._stroke_value = KNOWN if self.state.inpaint.erasing else UNKNOWN
@@ -156,26 +176,44 @@ class MaskCanvas(QWidget):
 
 
 class PictureView(QWidget):
-    """The source picture, small, with the region used for the model outlined."""
+    """The source picture, small, with the region used for the model outlined.
+
+    The picture is converted for display once, when it changes, at most
+    PREVIEW_SIDE pixels on its long side: painting the mask never touches it.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._image: QImage | None = None
+        self._source: Image.Image | None = None
+        self._scale = 1.0  # preview pixels per picture pixel
         self._box: tuple[float, float, float, float] | None = None
-        self.setMinimumSize(160, 120)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.setMinimumSize(96, 72)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
 
     def sizeHint(self) -> QSize:
-        return QSize(220, 160)
+        return QSize(120, 90)
 
     def set_picture(self, picture: Image.Image | None, box: tuple[float, float, float, float] | None) -> None:
         """Show a PIL picture (None clears) with the used region `box` in its pixels."""
         if picture is None:
-            self._image = None
-        else:
-            rgb = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0  # [h, w, 3] in [0, 1]
+            self._image, self._source = None, None
+        elif picture is not self._source:
+            from PIL import Image
+
+            self._source = picture
+            preview = picture.convert("RGB")
+            side = max(preview.size)
+            if side > PREVIEW_SIDE:
+                size = (
+                    max(1, round(preview.width * PREVIEW_SIDE / side)),
+                    max(1, round(preview.height * PREVIEW_SIDE / side)),
+                )
+                preview = preview.resize(size, Image.Resampling.BILINEAR)
+            self._scale = preview.width / picture.width
+            rgb = np.asarray(preview, dtype=np.float32) / 255.0  # [h, w, 3] in [0, 1]
             self._image = to_qimage(rgb)
-        self._box = box
+        self._box = None if box is None else tuple(value * self._scale for value in box)  # type: ignore[assignment]
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802

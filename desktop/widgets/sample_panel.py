@@ -1,92 +1,75 @@
-"""The Sample tab: batch size, Generate, the result grid (live preview), Save and Copy."""
+"""The Sample tab: how many images, Generate with its cost and estimated time, the results."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from desktop.backend.base import MAX_BATCH
 from desktop.controller import Controller
-from desktop.imaging import grid_columns, image_grid
-from desktop.state import AppState, RunResult
-from desktop.widgets.image_grid import ImageGrid
-from desktop.widgets.image_viewer import ImageViewer
-from desktop.widgets.qt_images import to_qimage
+from desktop.estimate import format_duration
+from desktop.state import AppState
+from desktop.widgets.file_dialogs import FileDialogs
+from desktop.widgets.results import ResultsView
+from desktop.widgets.text import plain_label
 
-CLIPBOARD_SIDE = 512  # copied grids are enlarged (nearest) to about this size
-
-
-def copy_images(result: RunResult, columns: int | None = None) -> None:
-    """Put a result's images, tiled and enlarged nearest-neighbour, on the clipboard."""
-    grid = image_grid(result.images, columns or grid_columns(len(result.images)))  # [gh, gw, C] in [0, 1]
-    qimage = to_qimage(grid)
-    zoom = max(1, CLIPBOARD_SIDE // max(qimage.width(), qimage.height()))
-    QGuiApplication.clipboard().setImage(
-        qimage.scaled(qimage.width() * zoom, qimage.height() * zoom, mode=Qt.TransformationMode.FastTransformation)
-    )
+NO_MODEL_HINT = "Open a model (File > Open model, or drop it here), then press Generate."
 
 
-def open_viewer(parent: QWidget, controller: Controller, result: RunResult, index: int, title: str) -> ImageViewer:
-    """Show image `index` of `result` enlarged, with Save wired to the controller."""
-    record = result.records[index]
-    viewer = ImageViewer(result.images[index], title, record.describe(), parent)
-
-    def save() -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            viewer, "Save image", f"{record.model}_seed{record.seed}.png", "PNG (*.png)"
-        )
-        if path:
-            controller.save_image(result.kind, index, path)
-
-    viewer.save_requested.connect(save)
-    viewer.show()
-    return viewer
+def estimate_text(state: AppState, kind: str, first_level: int = 0) -> str:
+    """ "1,000 network calls (20 levels x 50 steps), about 12 s" for a run of `kind` now."""
+    manifest = state.manifest
+    if manifest is None:
+        return ""
+    calls = state.network_calls(kind, first_level)
+    steps = state.sampler.steps_per_level
+    levels = manifest.num_levels - first_level
+    detail = f"{levels} levels \u00d7 {steps} steps" + (" + 1" if state.sampler.denoise else "")
+    estimate = state.estimate(kind, first_level)
+    if estimate is None:
+        time_text = "time measured on the first run"
+    else:
+        time_text = ("about " if estimate.measured else "roughly ") + format_duration(estimate.seconds)
+    return f"{calls:,} network calls ({detail}), {time_text}"
 
 
 class SamplePanel(QWidget):
     """Generate a batch, watch it denoise level by level, enlarge, save, copy."""
 
-    def __init__(self, state: AppState, controller: Controller, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, state: AppState, controller: Controller, dialogs: FileDialogs, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.state, self.controller = state, controller
-        self.viewer: ImageViewer | None = None
         self.batch = QSpinBox()
         self.batch.setRange(1, MAX_BATCH)
-        self.batch.setToolTip("How many images to generate (seeds seed, seed+1, ...)")
+        self.batch.setToolTip("How many images to make (image k uses seed + k)")
         self.generate_button = QPushButton("Generate")
         self.generate_button.setDefault(True)
-        self.generate_button.setMinimumWidth(110)
-        self.generate_button.setToolTip("Run annealed Langevin sampling (Ctrl+Return)")
-        self.save_button = QPushButton("Save PNGs...")
-        self.save_button.setToolTip(
-            "Write each image as PNG; the settings go into the PNG so dropping it back restores them"
+        self.generate_button.setMinimumWidth(100)
+        self.generate_button.setToolTip("Make new images (Ctrl+Return)")
+        self.estimate = plain_label(wrap=True)
+        self.estimate.setToolTip(
+            "Each network call evaluates the score network once on the whole batch; the time per call is "
+            "measured on this computer for this model (a short test run when it opens, then every run)"
         )
-        self.copy_button = QPushButton("Copy")
-        self.copy_button.setToolTip("Copy the grid to the clipboard")
-        self.grid = ImageGrid("Open a model (File > Open, or drop it here), then press Generate.")
+        self.results = ResultsView("sample", state, controller, dialogs)
+        self.grid = self.results.grid
 
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Images"))
         bar.addWidget(self.batch)
         bar.addWidget(self.generate_button)
-        bar.addStretch(1)
-        bar.addWidget(self.save_button)
-        bar.addWidget(self.copy_button)
+        bar.addWidget(self.estimate, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
-        layout.addWidget(self.grid, 1)
+        layout.addWidget(self.results, 1)
 
         self.batch.valueChanged.connect(self._batch_changed)
         self.generate_button.clicked.connect(controller.generate)
-        self.save_button.clicked.connect(self.save_dialog)
-        self.copy_button.clicked.connect(self.copy)
-        self.grid.image_clicked.connect(self.enlarge)
         state.sampler_changed.connect(self.refresh)
         state.busy_changed.connect(self.refresh)
         state.model_changed.connect(self.refresh)
         state.loading_changed.connect(self.refresh)
-        state.results_changed.connect(self._results_changed)
         self.refresh()
 
     def _batch_changed(self, value: int) -> None:
@@ -95,7 +78,7 @@ class SamplePanel(QWidget):
         except ValueError:
             self.refresh()
 
-    def refresh(self) -> None:
+    def refresh(self, *args: object) -> None:
         state = self.state
         self.batch.blockSignals(True)
         self.batch.setValue(state.sampler.batch_size)
@@ -103,34 +86,12 @@ class SamplePanel(QWidget):
         idle = not state.busy and not state.loading
         self.batch.setEnabled(idle)
         self.generate_button.setEnabled(idle and state.backend is not None)
-        result = state.results.get("sample")
-        done = result is not None and result.complete and idle
-        self.save_button.setEnabled(done)
-        self.copy_button.setEnabled(result is not None)
-
-    def _results_changed(self, kind: str) -> None:
-        if kind != "sample":
-            return
-        result = self.state.results.get("sample")
-        if result is None:
-            self.grid.set_images(None)
+        if state.loading:
+            placeholder = "Opening the model ..."
+        elif state.backend is None:
+            placeholder = NO_MODEL_HINT
         else:
-            self.grid.set_images(result.images, [f"seed {r.seed}" for r in result.records], dimmed=not result.complete)
-        self.refresh()
-
-    def enlarge(self, index: int) -> None:
-        result = self.state.results.get("sample")
-        if result is None or not 0 <= index < len(result.images):
-            return
-        self.viewer = open_viewer(self, self.controller, result, index, f"Sample, seed {result.records[index].seed}")
-
-    def save_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Save PNGs into folder")
-        if folder:
-            self.controller.save_results("sample", folder)
-
-    def copy(self) -> None:
-        result = self.state.results.get("sample")
-        if result is not None:
-            copy_images(result)
-            self.controller.status.emit("Copied the grid to the clipboard")
+            count = state.sampler.batch_size
+            placeholder = f"Press Generate to make {count} image{'s' if count != 1 else ''}."
+        self.grid.set_placeholder(placeholder)
+        self.estimate.setText(estimate_text(state, "sample"))

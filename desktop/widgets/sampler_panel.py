@@ -1,10 +1,17 @@
-"""Sampler settings shared by Sample and Inpaint: seed (fixed/increment/random), steps, epsilon, denoising."""
+"""Sampler settings shared by Sample and Inpaint: seed, steps, step size, clean-up, and the method (Advanced).
+
+Plain words lead; the precise terms (T, epsilon, the final denoising step, the
+sampling method) are in the tooltips and the Advanced section. To add a
+sampler's own settings, add rows to the Advanced section and fields to
+`SamplerState` (see `desktop.samplers`).
+"""
 
 from __future__ import annotations
 
 import math
 import random
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -15,17 +22,20 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QPushButton,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from desktop.backend.base import MAX_SEED, MAX_STEPS_PER_LEVEL
+from desktop.backend.base import MAX_SEED
+from desktop.samplers import SAMPLER_DESCRIPTIONS, SAMPLER_LABELS, SAMPLERS
 from desktop.state import SEED_MODES, AppState
+from desktop.widgets.text import plain_label
 
-SEED_MODE_LABELS = {"fixed": "Fixed", "increment": "Increment", "random": "Random"}
+SEED_MODE_LABELS = {"fixed": "Keep it", "increment": "Move on", "random": "Random"}
 SEED_MODE_TIPS = {
     "fixed": "Every run uses this seed: the same settings give the same images",
-    "increment": "After a run the seed advances past the images just made",
+    "increment": "After a run the seed moves past the images just made, so the next run makes new images",
     "random": "Each run draws a new seed (shown here, and saved in the PNGs)",
 }
 
@@ -61,45 +71,73 @@ class ScientificSpinBox(QDoubleSpinBox):
 
 
 class SamplerPanel(QGroupBox):
-    """Binds seed, seed mode, steps per level, epsilon and final denoising to `AppState.sampler`."""
+    """Binds the sampler settings to `AppState.sampler`."""
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__("Sampler", parent)
         self.state = state
         self.seed = QSpinBox()
         self.seed.setRange(0, MAX_SEED)
-        self.seed.setToolTip("Seed of the first image; image k uses seed + k")
+        self.seed.setMinimumWidth(72)  # narrower than 10 digits need; long seeds scroll
+        self.seed.setToolTip("The seed of the first image; image k uses seed + k. Same seed and settings, same image.")
         self.seed_mode = QComboBox()
         for mode in SEED_MODES:
             self.seed_mode.addItem(SEED_MODE_LABELS[mode], mode)
-            self.seed_mode.setItemData(self.seed_mode.count() - 1, SEED_MODE_TIPS[mode], 3)  # 3 = ToolTipRole
-        self.new_seed = QPushButton("New")
+            self.seed_mode.setItemData(self.seed_mode.count() - 1, SEED_MODE_TIPS[mode], Qt.ItemDataRole.ToolTipRole)
+        self.new_seed = QToolButton()
+        self.new_seed.setText("New")
         self.new_seed.setToolTip("Draw a random seed now")
         self.steps = QSpinBox()
-        self.steps.setRange(1, MAX_STEPS_PER_LEVEL)
-        self.steps.setToolTip("Langevin steps at each noise level (paper: 100)")
+        self.steps.setRange(1, state.max_steps_per_level)
+        self.steps.setToolTip(
+            "More steps: better images, slower (T, Langevin steps at each noise level; the paper uses 100)"
+        )
         self.epsilon = ScientificSpinBox()
-        self.epsilon.setToolTip("Step size scale: alpha_i = epsilon * sigma_i^2 / sigma_L^2 (paper: 2e-5)")
-        self.denoise = QCheckBox("Final denoising step")
-        self.denoise.setToolTip("x + sigma_L^2 * score(x) after the last level (NCSNv2); removes leftover noise")
+        self.epsilon.setToolTip(
+            "How far each step moves (epsilon; the step at noise level i is alpha_i = epsilon * sigma_i^2 / sigma_L^2; "
+            "the paper uses 2e-5). The arrows halve or double it."
+        )
+        self.denoise = QCheckBox("Clean up the last noise")
+        self.denoise.setToolTip(
+            "One final denoising step after the last level: x + sigma_L^2 * score(x) (NCSNv2, Tweedie's formula)"
+        )
         self.defaults = QPushButton("Model defaults")
-        self.defaults.setToolTip("Steps, epsilon and denoising as the model's manifest recommends")
+        self.defaults.setToolTip("Steps, step size and clean-up as the model's manifest recommends")
+        self.advanced_button = QToolButton()
+        self.advanced_button.setText("Advanced")
+        self.advanced_button.setCheckable(True)
+        self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_button.setAutoRaise(True)
+        self.method = QComboBox()
+        for name in SAMPLERS:
+            self.method.addItem(SAMPLER_LABELS[name], name)
+            self.method.setItemData(self.method.count() - 1, SAMPLER_DESCRIPTIONS[name], Qt.ItemDataRole.ToolTipRole)
+        self.method_description = plain_label(wrap=True)
+        self.advanced = QWidget()
+        advanced_form = QFormLayout(self.advanced)
+        advanced_form.setContentsMargins(0, 0, 0, 0)
+        advanced_form.addRow("Method", self.method)
+        advanced_form.addRow(self.method_description)
+        self.advanced.setVisible(False)
 
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(self.seed_mode)
         seed_row.addWidget(self.new_seed)
         form = QFormLayout()
         form.addRow("Seed", seed_row)
-        form.addRow("Steps / level", self.steps)
-        form.addRow("Epsilon", self.epsilon)
-        form.addRow("", self.denoise)
+        form.addRow("After a run", self.seed_mode)
+        form.addRow("Steps per level", self.steps)
+        form.addRow("Step size", self.epsilon)
+        form.addRow(self.denoise)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.advanced_button)
         buttons.addStretch(1)
         buttons.addWidget(self.defaults)
         layout.addLayout(buttons)
+        layout.addWidget(self.advanced)
 
         self.seed.valueChanged.connect(lambda value: self._set(seed=value))
         self.seed_mode.activated.connect(lambda index: self._set(seed_mode=self.seed_mode.itemData(index)))
@@ -107,11 +145,17 @@ class SamplerPanel(QGroupBox):
         self.steps.valueChanged.connect(lambda value: self._set(steps_per_level=value))
         self.epsilon.valueChanged.connect(lambda value: self._set(epsilon=value))
         self.denoise.toggled.connect(lambda checked: self._set(denoise=checked))
+        self.method.activated.connect(lambda index: self._set(sampler=self.method.itemData(index)))
         self.defaults.clicked.connect(state.reset_sampler_to_model)
+        self.advanced_button.toggled.connect(self._show_advanced)
         state.sampler_changed.connect(self.refresh)
         state.busy_changed.connect(self.refresh)
         state.model_changed.connect(self.refresh)
         self.refresh()
+
+    def _show_advanced(self, shown: bool) -> None:
+        self.advanced.setVisible(shown)
+        self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
     def _set(self, **values: object) -> None:
         try:
@@ -119,17 +163,20 @@ class SamplerPanel(QGroupBox):
         except ValueError:
             self.refresh()  # show the state's value again
 
-    def refresh(self) -> None:
+    def refresh(self, *args: object) -> None:
         sampler = self.state.sampler
-        widgets = (self.seed, self.seed_mode, self.steps, self.epsilon, self.denoise)
+        widgets = (self.seed, self.seed_mode, self.steps, self.epsilon, self.denoise, self.method)
         for widget in widgets:
             widget.blockSignals(True)
+        self.steps.setMaximum(self.state.max_steps_per_level)
         self.seed.setValue(sampler.seed)
         self.seed_mode.setCurrentIndex(self.seed_mode.findData(sampler.seed_mode))
         self.seed_mode.setToolTip(SEED_MODE_TIPS[sampler.seed_mode])
         self.steps.setValue(sampler.steps_per_level)
         self.epsilon.setValue(sampler.epsilon)
         self.denoise.setChecked(sampler.denoise)
+        self.method.setCurrentIndex(max(0, self.method.findData(sampler.sampler)))
+        self.method_description.setText(SAMPLER_DESCRIPTIONS[sampler.sampler])
         for widget in widgets:
             widget.blockSignals(False)
         idle = not self.state.busy

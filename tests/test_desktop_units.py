@@ -63,7 +63,7 @@ def test_manifest_facts_parsed():
     "changes, words",
     [
         ({"format": "something-else"}, "not an ncsn-tf export"),
-        ({"format_version": 2}, "newer"),
+        ({"format_version": 3}, "newer"),  # 2 is the current version (export_format.layout)
         ({"image_shape": [2]}, "points"),
         ({"image_shape": [8, 8]}, "image_shape"),
         ({"image_shape": [8, 8, 4]}, "1 or 3 channels"),

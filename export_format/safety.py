@@ -1,4 +1,9 @@
-"""Checks that refuse untrusted model files before anything in them runs.
+"""The safety gate: checks that refuse untrusted model files before anything in them runs.
+
+TEMPORARY: today's desktop denylist scanner, moved here behind the gate's API
+(`check_savedmodel`, `check_onnx_model`, `load_onnx_checked`, `confined_path`) so
+that every loader already calls the gate through this one module; the allowlist
+gate replaces this file.
 
 A model file is a program, and people share them. An image model needs
 arithmetic, control flow and its own weights; it never needs files, processes,
@@ -24,10 +29,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from desktop.backend.errors import ModelError, UnsafeModelError
+from export_format.errors import ExportFormatError, UnsafeExportError
 
 # Ops that read/write files, run Python, print to files, talk to other processes or
 # hosts, or map files into memory. saved_model_cli's default list is the first three.
@@ -142,12 +147,13 @@ def check_savedmodel(savedmodel_dir: str | os.PathLike[str]) -> None:
         savedmodel_dir: the SavedModel folder.
 
     Raises:
-        ModelError: the folder holds no readable SavedModel.
-        UnsafeModelError: a denylisted op is present.
+        ExportFormatError: the folder holds no readable SavedModel.
+        UnsafeExportError: a denylisted op is present.
     """
     path = Path(savedmodel_dir) / "saved_model.pb"
     if not path.is_file():
-        raise ModelError(f"{savedmodel_dir} holds no saved_model.pb; choose a SavedModel folder")
+        raise ExportFormatError(f"{savedmodel_dir} holds no saved_model.pb; choose a SavedModel folder")
+    _check_no_links_out(Path(savedmodel_dir))
     from google.protobuf.message import DecodeError
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -155,18 +161,18 @@ def check_savedmodel(savedmodel_dir: str | os.PathLike[str]) -> None:
     try:
         saved_model.ParseFromString(path.read_bytes())
     except (DecodeError, OSError) as error:
-        raise ModelError(f"cannot read {path} ({error}); the SavedModel is corrupt") from error
+        raise ExportFormatError(f"cannot read {path} ({error}); the SavedModel is corrupt") from error
     if not saved_model.meta_graphs:
-        raise ModelError(f"{path} holds no graph; the SavedModel is corrupt")
+        raise ExportFormatError(f"{path} holds no graph; the SavedModel is corrupt")
     denied, checkpoint_ops = scan_savedmodel_ops(saved_model)
     if denied:
-        raise UnsafeModelError(
+        raise UnsafeExportError(
             f"refusing SavedModel {savedmodel_dir}: it contains operations that can touch files, processes "
             f"or the network ({', '.join(sorted(denied))}); only run it if you trust its author, e.g. "
             "re-export it yourself"
         )
     if checkpoint_ops:
-        raise UnsafeModelError(
+        raise UnsafeExportError(
             f"refusing SavedModel {savedmodel_dir}: its signatures can read or write checkpoint files "
             f"({', '.join(sorted(checkpoint_ops))}); an exported sampler never does this"
         )
@@ -240,7 +246,7 @@ def check_onnx_model(model: Any, model_path: str | os.PathLike[str]) -> None:
         model_path: the .onnx file it came from (external data resolves beside it).
 
     Raises:
-        UnsafeModelError: an external-data path leaves the folder, or an operator
+        UnsafeExportError: an external-data path leaves the folder, or an operator
             (or opset import) is from a domain onnxruntime does not implement.
     """
     folder = Path(model_path).parent
@@ -254,12 +260,12 @@ def check_onnx_model(model: Any, model_path: str | os.PathLike[str]) -> None:
             continue
         location = _external_location(item)
         if location is not None and not _inside(folder, location):
-            raise UnsafeModelError(
+            raise UnsafeExportError(
                 f"refusing {model_path}: tensor {item.name!r} reads external data from {location!r}, "
                 "outside the model's folder; keep external data files beside the .onnx file"
             )
     if custom_domains:
-        raise UnsafeModelError(
+        raise UnsafeExportError(
             f"refusing {model_path}: it needs custom operators from domain(s) "
             f"{', '.join(sorted(repr(d) for d in custom_domains))}, which would load native code; "
             "the exporter writes only standard ONNX operators"
@@ -273,8 +279,8 @@ def load_onnx_checked(path: str | os.PathLike[str]) -> Any:
         The `onnx.ModelProto` (external tensors not loaded).
 
     Raises:
-        ModelError: the file is missing or is not a readable ONNX model.
-        UnsafeModelError: see `check_onnx_model`.
+        ExportFormatError: the file is missing or is not a readable ONNX model.
+        UnsafeExportError: see `check_onnx_model`.
     """
     import onnx
     from google.protobuf.message import DecodeError
@@ -282,17 +288,71 @@ def load_onnx_checked(path: str | os.PathLike[str]) -> Any:
     try:
         model = onnx.load(os.fspath(path), load_external_data=False)
     except FileNotFoundError as error:
-        raise ModelError(f"model file not found: {path}") from error
+        raise ExportFormatError(f"model file not found: {path}") from error
     except (DecodeError, OSError, ValueError, RuntimeError) as error:
-        raise ModelError(
+        raise ExportFormatError(
             f"cannot read {path} as ONNX ({type(error).__name__}); the file is corrupt or not ONNX"
         ) from error
     if not model.graph.node and not model.graph.output:
-        raise ModelError(f"{path} holds no ONNX graph; the file is corrupt or not ONNX")
+        raise ExportFormatError(f"{path} holds no ONNX graph; the file is corrupt or not ONNX")
     check_onnx_model(model, path)
     return model
 
 
-def onnx_metadata(model: Any) -> dict[str, str]:
-    """The `metadata_props` of an ONNX model as a dict of strings."""
-    return {entry.key: entry.value for entry in model.metadata_props}
+# ----------------------------------------------------------------------------- paths
+
+
+def _leaves(root: Path, target: Path) -> bool:
+    """Whether `target` resolves (symlinks followed) outside `root`."""
+    root_real = Path(os.path.realpath(root))
+    target_real = Path(os.path.realpath(target))
+    return target_real != root_real and root_real not in target_real.parents
+
+
+def confined_path(export_dir: str | os.PathLike[str], relative: str, what: str) -> Path:
+    """`export_dir / relative`, refusing a path that leaves the export folder.
+
+    Args:
+        export_dir: the export folder.
+        relative: a path from a manifest (untrusted data).
+        what: what the path is, for the message (e.g. "files.onnx.sample").
+
+    Returns:
+        The path (it need not exist).
+
+    Raises:
+        UnsafeExportError: `relative` is absolute, has a `..` part, or resolves
+            (through symlinks) outside `export_dir`.
+    """
+    root = Path(export_dir)
+    lexical = (
+        not isinstance(relative, str)
+        or not relative
+        or os.path.isabs(relative)
+        or PureWindowsPath(relative).drive
+        or "\\" in relative
+        or any(part == ".." for part in PurePosixPath(relative).parts)
+    )
+    if lexical:
+        raise UnsafeExportError(
+            f"{root}: {what} path {relative!r:.80} leaves the export folder; refusing it (re-export the model)"
+        )
+    path = root / relative
+    if _leaves(root, path):
+        raise UnsafeExportError(
+            f"{root}: {what} {relative!r} is a symlink that leaves the export folder; refusing it "
+            "(copy the files into the folder instead)"
+        )
+    return path
+
+
+def _check_no_links_out(folder: Path) -> None:
+    """Refuse a folder holding a symlink that resolves outside it (e.g. variables/ data read from elsewhere)."""
+    for root, dirs, names in os.walk(folder):
+        for name in (*dirs, *names):
+            entry = Path(root) / name
+            if entry.is_symlink() and _leaves(folder, entry):
+                raise UnsafeExportError(
+                    f"refusing SavedModel {folder}: {entry.relative_to(folder)} is a symlink that leaves the "
+                    "folder; copy the files into it instead"
+                )

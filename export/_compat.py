@@ -77,10 +77,13 @@ def problems() -> list[str]:
     if not callable(common):
         found.append("tf2onnx.convert._convert_common is gone: update tf2onnx_convert_common in export/_compat.py")
     else:
-        parameters = inspect.signature(common).parameters
+        # It takes some arguments itself and hands the rest (**kwargs) to tfonnx.process_tf_graph.
+        from tf2onnx import tfonnx
+
+        parameters = set(inspect.signature(common).parameters) | set(inspect.signature(tfonnx.process_tf_graph).parameters)
         missing = [name for name in CONVERT_COMMON_ARGUMENTS if name not in parameters]
         if missing:
             found.append(f"tf2onnx.convert._convert_common lost arguments {missing}: update export/onnx_convert.py")
-    if "_tf_trackable" not in inspect.getsource(keras.export.ExportArchive.__init__):
-        found.append("keras.export.ExportArchive no longer sets _tf_trackable: update export_archive_root in export/_compat.py")
+    if getattr(keras.export.ExportArchive(), "_tf_trackable", None) is None:
+        found.append("keras.export.ExportArchive has no _tf_trackable: update export_archive_root in export/_compat.py")
     return found

@@ -26,10 +26,11 @@ from typing import Any
 from export_format import layout, limits, safe_json
 from export_format.endpoints import DTYPES, ENDPOINTS, Endpoint, TensorInfo, endpoint_table, table_to_json
 from export_format.errors import ExportInputError, ManifestError
-from export_format.settings import ANNEALED_LANGEVIN, CONVENTIONS, SAMPLERS, SamplerSettings
+from export_format.settings import ANNEALED_LANGEVIN, CONVENTIONS, SAMPLERS, SamplerSettings, sampler_kind
 
 REEXPORT = "; re-export the model with `python -m export`"
 UPDATE = "; update ncsn-tf to read it"
+NOT_OURS = "; this is not a model the exporter wrote"
 PRECISIONS = ("float32", "bfloat16")  # compute dtype of the score network; every endpoint's I/O is float32
 MAX_TEXT = 256  # characters of a name or dataset
 
@@ -55,6 +56,7 @@ class SamplerBlock:
     def defaults(self, sampler: str | None = None) -> SamplerSettings:
         """The export defaults of `sampler` (default: the default sampler)."""
         name = self.default if sampler is None else sampler
+        sampler_kind(name)  # an unknown name: "unknown sampler ...; known samplers: ..."
         if name not in self.settings:
             raise ExportInputError(f"this export has no {name!r} sampler; it has: {', '.join(self.settings)}")
         return self.settings[name]
@@ -290,13 +292,15 @@ def _image_shape(fields: _Fields) -> tuple[int, ...]:
             raise fields.fail(
                 "image_shape",
                 f"{shape} is beyond the bounds of an export (sides <= {limits.MAX_IMAGE_SIDE}, channels <= "
-                f"{limits.MAX_CHANNELS}); this is not a model the exporter wrote",
-                "",
+                f"{limits.MAX_CHANNELS})",
+                NOT_OURS,
             )
     elif shape[0] > limits.MAX_POINT_DIMENSIONS:
-        raise fields.fail("image_shape", f"{shape} has more than {limits.MAX_POINT_DIMENSIONS} dimensions", "")
+        raise fields.fail("image_shape", f"{shape} has more than {limits.MAX_POINT_DIMENSIONS} dimensions", NOT_OURS)
     if math.prod(shape) > limits.MAX_VALUES_PER_EXAMPLE:
-        raise fields.fail("image_shape", f"{shape} has more than {limits.MAX_VALUES_PER_EXAMPLE:,} values per example", "")
+        raise fields.fail(
+            "image_shape", f"{shape} has more than {limits.MAX_VALUES_PER_EXAMPLE:,} values per example", NOT_OURS
+        )
     return tuple(shape)
 
 

@@ -85,7 +85,8 @@ class Setting:
         if isinstance(value, np.ndarray) and value.ndim == 0:
             value = value[()]
         name = f"{label} ({self.meaning})" if self.meaning else label
-        got = f"got {value!r}" + (f" ({type(value).__name__})" if not isinstance(value, (str, bool)) else "")
+        shown = value.item() if isinstance(value, np.generic) else value  # 1.9, not np.float64(1.9)
+        got = f"got {shown!r}" + (f" ({type(value).__name__})" if not isinstance(value, (str, bool)) else "")
         boolean = isinstance(value, (bool, np.bool_))
         if self.kind is bool:
             if not boolean:

@@ -1,6 +1,7 @@
 """Session-wide exports shared by the export tests (conversion is slow: export each model once).
 
-Registered in tests/conftest.py. Other test modules (e.g. the desktop tests) may use
+Registered in tests/conftest.py (`toy_export_dir`, `digits_workdir`, `digits_export_dir`,
+`gaussian_export_dir`). Other test modules (e.g. the desktop tests) may use
 these fixtures or call the same entry points: `export.exporter.export_model(config,
 model, step, out_dir)`, `export_checkpoint(workdir, out_dir)`, `export_toy_mixture(out_dir)`.
 """
@@ -63,3 +64,21 @@ def digits_export_dir(digits_workdir, exports_root):
     from export.exporter import export_checkpoint
 
     return export_checkpoint(digits_workdir, exports_root, optimize_onnx=False).path
+
+
+@pytest.fixture(scope="session")
+def gaussian_export_dir(exports_root):
+    """The exact score of N(0, 0.5^2 I) 8x8x1 "images" on the tiny digits ladder, both formats.
+
+    No weights (closed-form score), so it converts quickly; with epsilon = 1 the chain
+    provably diverges (the step at sigma_1 = 1 is 1e4 / (0.25 + 1) times the distance to 0).
+    """
+    import numpy as np
+
+    from export.exporter import export_model
+    from ncsn_tf.models.analytic import GaussianScore
+
+    config = tiny_digits_config()
+    model = GaussianScore(std=0.5, sigmas=[float(sigma) for sigma in config.noise.sigmas()])
+    model(np.zeros((1, 8, 8, 1), np.float32), np.zeros(1, np.int32))  # built
+    return export_model(config, model, 0, exports_root, name="gaussian", optimize_onnx=False).path

@@ -17,6 +17,7 @@ import shutil
 import numpy as np
 import onnx
 import pytest
+from export_fixtures import gaussian_export_dir  # noqa: F401 (a session fixture)
 from onnx import TensorProto, helper, numpy_helper
 
 import export_format
@@ -146,36 +147,36 @@ def test_corrupt_onnx_is_an_export_error_not_a_crash(tmp_path):
 
 
 @pytest.fixture
-def toy_copy(toy_export_dir, tmp_path):
-    """A writable copy of the exact-score toy export (both formats)."""
-    return shutil.copytree(toy_export_dir, tmp_path / "toy")
+def export_copy(gaussian_export_dir, tmp_path):  # noqa: F811
+    """A writable copy of a real image export (exact Gaussian score, both formats)."""
+    return shutil.copytree(gaussian_export_dir, tmp_path / "gaussian")
 
 
-def test_a_custom_operator_in_one_onnx_file_is_refused_by_every_loader(toy_copy):
-    onnx.save(_add_model(domain="ai.evil"), toy_copy / "onnx" / "initial_images.onnx")
-    refused_by_every_loader(toy_copy, "onnxruntime", "ai.evil")
+def test_a_custom_operator_in_one_onnx_file_is_refused_by_every_loader(export_copy):
+    onnx.save(_add_model(domain="ai.evil"), export_copy / "onnx" / "initial_images.onnx")
+    refused_by_every_loader(export_copy, "onnxruntime", "ai.evil")
 
 
-def test_an_onnx_file_symlinked_out_of_the_export_is_refused_by_every_loader(toy_copy, tmp_path):
+def test_an_onnx_file_symlinked_out_of_the_export_is_refused_by_every_loader(export_copy, tmp_path):
     outside = tmp_path / "elsewhere.onnx"
-    shutil.move(toy_copy / "onnx" / "sample_levels.onnx", outside)  # a working file, outside the folder
-    os.symlink(outside, toy_copy / "onnx" / "sample_levels.onnx")
-    refused_by_every_loader(toy_copy, "onnxruntime", "files.onnx.sample_levels 'onnx/sample_levels.onnx' is a symlink that leaves the export folder")
+    shutil.move(export_copy / "onnx" / "sample_levels.onnx", outside)  # a working file, outside the folder
+    os.symlink(outside, export_copy / "onnx" / "sample_levels.onnx")
+    refused_by_every_loader(export_copy, "onnxruntime", "files.onnx.sample_levels 'onnx/sample_levels.onnx' is a symlink that leaves the export folder")
 
 
-def test_a_savedmodel_folder_symlinked_out_of_the_export_is_refused_by_every_loader(toy_copy, tmp_path):
+def test_a_savedmodel_folder_symlinked_out_of_the_export_is_refused_by_every_loader(export_copy, tmp_path):
     outside = tmp_path / "elsewhere_savedmodel"
-    shutil.move(toy_copy / "savedmodel", outside)
-    os.symlink(outside, toy_copy / "savedmodel", target_is_directory=True)
-    refused_by_every_loader(toy_copy, "tensorflow", "files.savedmodel 'savedmodel' is a symlink that leaves the export folder")
+    shutil.move(export_copy / "savedmodel", outside)
+    os.symlink(outside, export_copy / "savedmodel", target_is_directory=True)
+    refused_by_every_loader(export_copy, "tensorflow", "files.savedmodel 'savedmodel' is a symlink that leaves the export folder")
 
 
-def test_manifest_paths_that_leave_the_folder_are_refused_by_every_loader(toy_copy):
-    manifest = json.loads((toy_copy / "manifest.json").read_text())
-    for path in ("/etc/passwd", "../toy/onnx/sample.onnx", "onnx/../../x.onnx"):
+def test_manifest_paths_that_leave_the_folder_are_refused_by_every_loader(export_copy):
+    manifest = json.loads((export_copy / "manifest.json").read_text())
+    for path in ("/etc/passwd", "../gaussian/onnx/sample.onnx", "onnx/../../x.onnx"):
         manifest["files"]["onnx"]["sample"] = path
-        (toy_copy / "manifest.json").write_text(json.dumps(manifest))
-        refused_by_every_loader(toy_copy, "onnxruntime", "leaves the export folder")
+        (export_copy / "manifest.json").write_text(json.dumps(manifest))
+        refused_by_every_loader(export_copy, "onnxruntime", "leaves the export folder")
 
 
 # ----------------------------------------------------------------------------- SavedModels made by hand

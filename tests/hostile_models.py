@@ -252,17 +252,32 @@ def savedmodel_case(folder: str | os.PathLike[str], family: str, placement: str,
     return _save_module(Path(folder), _placed(effects[family], placement), f"{family}-{placement}")
 
 
-def serialized_graph_constant_savedmodel(folder: str | os.PathLike[str], sentinel: Sentinel) -> Path:
-    """Only allowed ops, but a signature returns a string constant holding a serialized pipeline graph."""
+def serialized_graph_constant_savedmodel(
+    folder: str | os.PathLike[str], sentinel: Sentinel, split: bool = False
+) -> Path:
+    """Only allowed ops, but a signature returns a string constant holding a serialized pipeline graph.
+
+    With `split`, the graph is cut in two constants that `Pack` stacks (neither half parses; Pack is
+    an allowed op, but not on strings).
+    """
     import tensorflow as tf
 
     pipeline = tf.data.Dataset.from_tensors(tf.constant(str(sentinel.secret))).map(tf.io.read_file)
     data = tf.raw_ops.DatasetToGraphV2(input_dataset=tf.data.experimental.to_variant(pipeline)).numpy()
+    half = len(data) // 2
+
+    def run() -> dict[str, Any]:
+        if split:
+            return {
+                "manifest": tf.raw_ops.Pack(values=[tf.constant(data[:half]), tf.constant(data[half:])], name="pack")
+            }
+        return {"manifest": tf.constant(data)}
+
     module = tf.Module()
-    module.run = tf.function(lambda: {"manifest": tf.constant(data)}, input_signature=[], autograph=False)
+    module.run = tf.function(run, input_signature=[], autograph=False)
     folder = Path(folder)
     tf.saved_model.save(module, str(folder / "savedmodel"), signatures={"manifest": module.run})
-    return write_export_folder(folder, "graph-constant")
+    return write_export_folder(folder, "split-graph-constant" if split else "graph-constant")
 
 
 def dataset_from_graph_bypass(folder: str | os.PathLike[str], secret_path: str | os.PathLike[str]) -> Path:

@@ -44,6 +44,7 @@ def hostile(tmp_path_factory, sentinel):
         "tf1": lambda folder, restore, placement: hm.tf1_savedmodel(folder, restore, placement, sentinel.target),
         "crafted": lambda folder, case: hm.crafted_saver_savedmodel(folder, case, sentinel.target),
         "graph_constant": lambda folder: hm.serialized_graph_constant_savedmodel(folder, sentinel),
+        "split_graph_constant": lambda folder: hm.serialized_graph_constant_savedmodel(folder, sentinel, split=True),
         "clean": hm.clean_savedmodel,
     }
     built: dict[tuple[str, ...], Path] = {}
@@ -69,7 +70,7 @@ def _refusal(path, sentinel) -> str:
 
 def _entry(message: str, op: str) -> str:
     """The part of a refusal that names `op`: "Op (node 'n' in function 'f' (... of a ... in ...))"."""
-    body = message.split(": it uses ops an ncsn-tf export never has: ", 1)[-1]
+    body = message.split(": it uses ops no ncsn-tf export uses there: ", 1)[-1]
     entries = [entry for entry in re.split(r", (?=[A-Za-z0-9_]+ \(node ')", body) if entry.startswith(f"{op} (node ")]
     assert entries, f"{op} is not named in: {message}"
     return entries[0]
@@ -91,13 +92,21 @@ def test_importing_the_gate_imports_no_tensorflow_onnx_or_onnxruntime():
 
 def test_allowlists_are_sorted_literals_with_no_duplicates():
     source = (ROOT / "export_format" / "safety.py").read_text(encoding="utf-8")
-    for name in ("SAVEDMODEL_OP_ALLOWLIST", "RESTORE_FUNCTION_OPS", "SAVE_FUNCTION_OPS", "ONNX_OP_ALLOWLIST"):
+    names = (
+        "SAVEDMODEL_OP_ALLOWLIST",
+        "SAVEDMODEL_STRING_OPS",
+        "RESTORE_FUNCTION_OPS",
+        "SAVE_FUNCTION_OPS",
+        "ONNX_OP_ALLOWLIST",
+    )
+    for name in names:
         block = source.split(f"{name}: frozenset")[1].split("\n)\n")[0]
         entries = re.findall(r'^        (\("[^"]*", "[^"]*"\)|"[^"]*"),', block, flags=re.MULTILINE)
         assert entries and entries == sorted(entries) and len(set(entries)) == len(entries), name
         assert len(entries) == len(getattr(safety, name))
     assert safety.CHECKPOINT_OPS <= safety.SAVER_OP_ALLOWLIST
     assert not safety.CHECKPOINT_OPS & safety.SAVEDMODEL_OP_ALLOWLIST  # never outside the saver functions
+    assert safety.SAVEDMODEL_STRING_OPS <= safety.SAVEDMODEL_OP_ALLOWLIST
 
 
 # ----------------------------------------------------------------------------- hostile SavedModels
@@ -129,6 +138,13 @@ def test_a_pipeline_serialized_into_a_string_constant_is_refused(hostile, sentin
     """Only allowed ops (Const, Identity): the graph in the string is what gives it away."""
     message = _refusal(hostile("graph_constant") / "savedmodel", sentinel)
     assert "string constant holding a serialized GraphDef" in message and "Const" in message
+
+
+def test_allowed_ops_on_strings_are_refused(hostile, sentinel):
+    """A graph cut in two string constants (neither half parses) stacked by Pack: allowed for numbers only."""
+    message = _refusal(hostile("split_graph_constant") / "savedmodel", sentinel)
+    assert "Pack (node 'pack' in function" in message and "on strings, which exports only pass on" in message
+    assert "serialized" not in message
 
 
 @pytest.mark.parametrize(
@@ -516,10 +532,18 @@ def _savedmodel_usage(savedmodel_dir) -> dict[str, set]:
         "save": main[meta.saver_def.save_tensor_name.split(":")[0]].attr["f"].func.name,
         "restore": main[meta.saver_def.restore_op_name].attr["f"].func.name,
     }
-    usage: dict[str, set] = {"ops": {node.op for node in graph.node}, "save": set(), "restore": set()}
-    for function in graph.library.function:
-        role = next((key for key, name in saver.items() if name == function.signature.name), "ops")
-        usage[role] |= {node.op for node in function.node_def}
+    usage: dict[str, set] = {"ops": set(), "save": set(), "restore": set(), "string ops": set()}
+    lists = [("ops", graph.node)] + [
+        (next((key for key, name in saver.items() if name == function.signature.name), "ops"), function.node_def)
+        for function in graph.library.function
+    ]
+    for role, nodes in lists:
+        usage[role] |= {node.op for node in nodes}
+        if role == "ops":  # ops whose type attributes (T, dtype, Tin, ...) include DT_STRING
+            usage["string ops"] |= {
+                node.op for node in nodes for value in node.attr.values()
+                if value.type == 7 or 7 in value.list.type
+            }  # fmt: skip
     objects = meta.object_graph_def.nodes
     usage["object kinds"] = {node.WhichOneof("kind") for node in objects}
     usage["user objects"] = {
@@ -567,6 +591,7 @@ def test_the_allowlists_are_exactly_what_real_exports_use(real_exports):
                 usage.setdefault(key, set()).update(values)
     problems = [
         *_compare(usage["ops"], safety.SAVEDMODEL_OP_ALLOWLIST, "SavedModel ops"),
+        *_compare(usage["string ops"], safety.SAVEDMODEL_STRING_OPS, "SavedModel ops on strings"),
         *_compare(usage["restore"], safety.RESTORE_FUNCTION_OPS, "ops in TF's restore function"),
         *_compare(usage["save"], safety.SAVE_FUNCTION_OPS, "ops in TF's save function"),
         *_compare(usage["onnx ops"], safety.ONNX_OP_ALLOWLIST, "ONNX operators"),

@@ -158,6 +158,10 @@ def _effects(sentinel: Sentinel) -> dict[str, Callable[[], Any]]:
         "WriteFile": lambda: after(tf.io.write_file(target, "pwned")),
         "MatchingFiles": lambda: tf.cast(tf.size(tf.io.matching_files(str(sentinel.folder / "*"))), tf.float32),
         "TFRecordDataset": lambda: summed(tf.data.TFRecordDataset(secret).map(tf.strings.length)),
+        "PrintV2": lambda: after(tf.print("stolen", output_stream=f"file://{target}")),
+        "ImmutableConst": lambda: tf.reduce_sum(
+            tf.raw_ops.ImmutableConst(dtype=tf.float32, shape=[2], memory_region_name=secret)
+        ),
         "CacheDatasetV2": lambda: summed(tf.data.Dataset.from_tensors(1.0).cache(target)),
         # Dataset.save writes its element spec into the folder while being traced (the builder's doing).
         "SaveDataset": lambda: after(tf.data.Dataset.from_tensors(1.0).save(str(sentinel.folder / "saved_dataset"))),
@@ -179,12 +183,13 @@ def _effects(sentinel: Sentinel) -> dict[str, Callable[[], Any]]:
 
 # family -> the op the gate must name (the family's key is that op).
 FAMILIES = (
-    "ReadFile", "WriteFile", "MatchingFiles", "TFRecordDataset", "CacheDatasetV2", "SaveDataset", "SnapshotDatasetV2",
-    "EagerPyFunc", "PyFunc", "CollectiveReduceV2", "DataServiceDatasetV4", "DatasetFromGraph", "SaveV2", "RestoreV2",
+    "ReadFile", "WriteFile", "MatchingFiles", "TFRecordDataset", "PrintV2", "ImmutableConst", "CacheDatasetV2",
+    "SaveDataset", "SnapshotDatasetV2", "EagerPyFunc", "PyFunc", "CollectiveReduceV2", "DataServiceDatasetV4", "DatasetFromGraph", "SaveV2", "RestoreV2",
 )  # fmt: skip
 FAMILY_KINDS = {
     "ReadFile": "file read", "WriteFile": "file write", "MatchingFiles": "file listing",
-    "TFRecordDataset": "file read (tf.data)", "CacheDatasetV2": "file write (Dataset.cache)",
+    "TFRecordDataset": "file read (tf.data)", "PrintV2": "file write (tf.print to a file)",
+    "ImmutableConst": "file memory-mapping", "CacheDatasetV2": "file write (Dataset.cache)",
     "SaveDataset": "file write (Dataset.save)", "SnapshotDatasetV2": "file write (Dataset.snapshot)",
     "EagerPyFunc": "Python callback (tf.py_function)", "PyFunc": "Python callback (tf.numpy_function)",
     "CollectiveReduceV2": "network (collective op)", "DataServiceDatasetV4": "network (tf.data service)",

@@ -109,6 +109,20 @@ def test_allowlists_are_sorted_literals_with_no_duplicates():
     assert safety.SAVEDMODEL_STRING_OPS <= safety.SAVEDMODEL_OP_ALLOWLIST
 
 
+def test_the_sentinel_notices_a_read_and_a_write(tmp_path):
+    """The proof that checks touch nothing is only as good as the sentinel: it must see both."""
+    watched = hm.Sentinel(tmp_path / "watched")
+    try:
+        assert watched.touched() == []
+        with open(watched.secret, "rb") as fifo:  # what ReadFile on the secret would do
+            assert fifo.read() == hm.SECRET_BYTES
+        watched.target.write_bytes(b"x")
+        events = watched.touched()
+        assert "the secret FIFO was opened for reading" in events and "written appeared" in events, events
+    finally:
+        watched.close()
+
+
 # ----------------------------------------------------------------------------- hostile SavedModels
 
 

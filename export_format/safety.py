@@ -309,6 +309,7 @@ _PLAIN_ATTRS = frozenset({None, "b", "f", "i", "placeholder", "shape", "type"}) 
 _MAX_LISTED = 12  # refused ops named in one message
 _MAX_CHAIN = 6  # calls shown when a message says where a function is called from
 _STRING_TYPES = frozenset({7, 107})  # DT_STRING, DT_STRING_REF (types.proto)
+_HANDLE_TYPES = frozenset({20, 21, 120, 121})  # DT_RESOURCE, DT_VARIANT and their _REF types
 _SAVER_PATHS = frozenset({_PREFIX, _PREFIX + ".part" + _SHARD, _PREFIX + "_temp/part" + _SHARD})
 
 
@@ -454,7 +455,7 @@ def _well_formed_nodes(nodes: Any) -> bool:
 
 def _serialized_graph(data: bytes) -> str | None:
     """'GraphDef' / 'FunctionDef' when `data` parses as one with well-formed nodes (what an op could run), else None."""
-    if len(data) < 4:
+    if len(data) < 4 or b"\x12" not in data:  # a node's op (NodeDef field 2) is tagged 0x12: no op, no graph
         return None
     from google.protobuf.message import DecodeError
     from tensorflow.core.framework import function_pb2, graph_pb2
@@ -475,6 +476,22 @@ def _serialized_graph(data: bytes) -> str | None:
     if _OP_NAME.fullmatch(function.signature.name) and _well_formed_nodes(function.node_def):
         return "FunctionDef"
     return None
+
+
+def _tensor_problem(tensor: Any) -> str | None:
+    """What is wrong with a TensorProto found in a graph (None when nothing is)."""
+    if tensor.dtype in _HANDLE_TYPES or tensor.variant_val or tensor.resource_handle_val:
+        return "is a constant of dtype variant/resource (it can carry a serialized dataset)"
+    for value in tensor.string_val:
+        kind = _serialized_graph(value)
+        if kind:
+            return f"is a string constant holding a serialized {kind} ({len(value):,} bytes)"
+    return None
+
+
+def _string_problem(value: bytes) -> str | None:
+    kind = _serialized_graph(value)
+    return f"holds a serialized {kind} ({len(value):,} bytes)" if kind else None
 
 
 class _SavedModelScan:
@@ -622,29 +639,6 @@ class _SavedModelScan:
                         self.folder, f"an attribute of function {name!r} names {item!r}, not a library function"
                     )
 
-    def _check_tensor(self, tensor: Any, what: str) -> None:
-        from tensorflow.core.framework import types_pb2
-
-        if (
-            tensor.dtype in (types_pb2.DT_VARIANT, types_pb2.DT_RESOURCE)
-            or tensor.variant_val
-            or tensor.resource_handle_val
-        ):
-            raise _refuse(
-                self.folder, f"{what} is a constant of dtype variant/resource (it can carry a serialized dataset)"
-            )
-        for value in tensor.string_val:
-            kind = _serialized_graph(value)
-            if kind:
-                raise _refuse(
-                    self.folder, f"{what} is a string constant holding a serialized {kind} ({len(value):,} bytes)"
-                )
-
-    def _check_string(self, value: bytes, what: str) -> None:
-        kind = _serialized_graph(value)
-        if kind:
-            raise _refuse(self.folder, f"{what} holds a serialized {kind} ({len(value):,} bytes)")
-
     def check_constants_and_devices(self) -> None:
         """No serialized graphs in strings, no variant/resource constants, no remote devices or clusters."""
         from google.protobuf.message import DecodeError
@@ -657,28 +651,33 @@ class _SavedModelScan:
                         self.folder,
                         f"{node.op} {node.name!r} in {self._where(where)} is placed on {node.device!r}, not a local device",
                     )
+        configs: set[bytes] = set()  # config_proto values already checked (every call node has the same one)
         for where, node, key, kind, item in self.items:
-            label = f"attribute {key!r} of {node.op} {node.name!r} in {self._where(where)}"
-            if kind == "tensor":
-                self._check_tensor(item, label)
-            elif kind == "string":
-                self._check_string(item, label)
-                if key == "config_proto" and item:
-                    try:
-                        config = config_pb2.ConfigProto.FromString(item)
-                    except (DecodeError, RuntimeError):
-                        raise _refuse(self.folder, f"{label} is not a ConfigProto") from None
+            problem = _tensor_problem(item) if kind == "tensor" else _string_problem(item) if kind == "string" else None
+            if kind == "string" and key == "config_proto" and item and item not in configs:
+                try:
+                    config = config_pb2.ConfigProto.FromString(item)
+                except (DecodeError, RuntimeError):
+                    problem = "is not a ConfigProto"
+                else:
                     if config.cluster_def.job or config.experimental.collective_group_leader:
-                        raise _refuse(self.folder, f"{label} describes a cluster of other machines")
+                        problem = "describes a cluster of other machines"
+                configs.add(item)
+            if problem:
+                label = f"attribute {key!r} of {node.op} {node.name!r} in {self._where(where)}"
+                raise _refuse(self.folder, f"{label} {problem}")
         for name, value in self._function_attr_values():
             for kind, item in _attr_items(value):
-                if kind == "tensor":
-                    self._check_tensor(item, f"an attribute of function {name!r}")
-                elif kind == "string":
-                    self._check_string(item, f"an attribute of function {name!r}")
+                problem = (
+                    _tensor_problem(item) if kind == "tensor" else _string_problem(item) if kind == "string" else None
+                )
+                if problem:
+                    raise _refuse(self.folder, f"an attribute of function {name!r} {problem}")
         for name, signature in self.meta_graph.signature_def.items():
             for key, tensor in signature.defaults.items():
-                self._check_tensor(tensor, f"default {key!r} of signature {name!r}")
+                problem = _tensor_problem(tensor)
+                if problem:
+                    raise _refuse(self.folder, f"default {key!r} of signature {name!r} {problem}")
 
     def check_saver(self) -> None:
         """A saver_def, when present, is exactly TF2's, and nothing but a loader's restore can reach it."""

@@ -4,10 +4,12 @@ A model file is a program and people share them. An ncsn-tf export needs
 arithmetic, control flow, its own weights and its manifest; it never needs
 files, processes, Python, the network, custom operator libraries or data from
 outside its folder. TensorFlow's loaders run code while they load (a TF1
-SavedModel's restore op and init op; the restore and resource-creation
-functions of a TF2 one), so this gate only parses protobufs and decides before
-any loader sees the files. Every loader calls it: the desktop app, the
-`ExportedSampler` runners, the exporter's verification and evaluation.
+SavedModel's restore op and init op; a TF2 one's resource-creation and
+saveable-object functions), so this gate only parses protobufs and decides
+before any loader sees the files. Every loader calls it: the desktop app, the
+`ExportedSampler` runners, the exporter's verification and evaluation. It
+judges the files as they are when it runs: a loader should not let anyone
+else write the folder between the check and the load.
 
 It is an allowlist: a denylist of "dangerous" ops was bypassed three ways (a
 `Dataset.cache(path)` that wrote files, a `DatasetFromGraph` whose pipeline sat
@@ -49,12 +51,13 @@ SavedModel rules (`check_savedmodel`):
   then `MergeV2Checkpoints` into `file_prefix`. TensorFlow's Python loader
   restores variables itself and never runs these; TF1-compatible and C++
   loaders run the restore node with `file_prefix` = `variables/variables` of
-  the SavedModel. So the gate accepts a `saver_def` of exactly that shape and
-  nothing else, gives those two functions `RESTORE_FUNCTION_OPS` /
-  `SAVE_FUNCTION_OPS` (no other function may hold a checkpoint op), evaluates
-  every path operand of their checkpoint ops symbolically (each must be
-  `file_prefix` or TF's own shard names under it: no constant path, no
-  `..`), and requires that nothing else can reach them: no node consumes the
+  the SavedModel. So the gate accepts a `saver_def` of exactly that shape (or
+  none, and then no checkpoint op anywhere) and nothing else, gives those two
+  functions `RESTORE_FUNCTION_OPS` / `SAVE_FUNCTION_OPS` (no other function
+  may hold a checkpoint op), evaluates every path operand of their checkpoint
+  ops symbolically (each must be `file_prefix` or TF's own shard names under
+  it: no constant path, no `..`), and requires that nothing else can reach
+  them: no node consumes the
   two saver nodes, no other node or function refers to the two functions, no
   signature, init op, collection, asset or object-graph function names them.
 - String constants (`Const` values, tensors in any attribute, signature
@@ -584,6 +587,16 @@ class _SavedModelScan:
         tags = tuple(self.meta_graph.meta_info_def.tags)
         if tags != SAVEDMODEL_TAGS:
             raise _refuse(self.folder, f"its meta graph is tagged {list(tags)} (an ncsn-tf export's is ['serve'])")
+        # Names must be unique and well formed: the checks look nodes and functions up by name.
+        names = [function.signature.name for function in self.graph.library.function]
+        for name in names:
+            if not _OP_NAME.fullmatch(name):
+                raise _refuse(self.folder, f"its library has a function named {name!r}, not a valid function name")
+        if len(set(names)) != len(names):
+            twice = sorted({name for name in names if names.count(name) > 1})
+            raise _refuse(self.folder, f"its library defines function {twice[0]!r} more than once")
+        if len(self.main_nodes) != len(self.graph.node):
+            raise _refuse(self.folder, "its main graph has two nodes of the same name")
 
     def check_ops(self) -> None:
         """Every op of the main graph and of every function is allowed where it sits."""

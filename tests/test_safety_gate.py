@@ -310,6 +310,24 @@ def test_remote_devices_and_unknown_function_references_are_refused(clean_copy):
         check_savedmodel(clean_copy)
 
 
+def test_duplicate_or_nameless_functions_are_refused(clean_copy):
+    """The gate looks functions up by name: a second definition under the same name must not hide."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = clean_copy / "saved_model.pb"
+    original = path.read_bytes()
+    for name, expected in (("__inference_<lambda>", "more than once"), ("", "not a valid function name")):
+        proto = saved_model_pb2.SavedModel.FromString(original)
+        library = proto.meta_graphs[0].graph_def.library
+        first = next(f for f in library.function if f.signature.name.startswith("__inference_<lambda>"))
+        twin = library.function.add()
+        twin.CopyFrom(first)
+        twin.signature.name = first.signature.name if name else ""
+        path.write_bytes(proto.SerializeToString())
+        with pytest.raises(UnsafeExportError, match=expected):
+            check_savedmodel(clean_copy)
+
+
 def test_a_variant_constant_is_refused(clean_copy):
     from tensorflow.core.protobuf import saved_model_pb2
 

@@ -161,14 +161,14 @@ def test_an_onnx_file_symlinked_out_of_the_export_is_refused_by_every_loader(exp
     outside = tmp_path / "elsewhere.onnx"
     shutil.move(export_copy / "onnx" / "sample_levels.onnx", outside)  # a working file, outside the folder
     os.symlink(outside, export_copy / "onnx" / "sample_levels.onnx")
-    refused_by_every_loader(export_copy, "onnxruntime", "files.onnx.sample_levels 'onnx/sample_levels.onnx' is a symlink that leaves the export folder")
+    refused_by_every_loader(export_copy, "onnxruntime", "files.onnx.sample_levels = 'onnx/sample_levels.onnx' resolves through a symlink")
 
 
 def test_a_savedmodel_folder_symlinked_out_of_the_export_is_refused_by_every_loader(export_copy, tmp_path):
     outside = tmp_path / "elsewhere_savedmodel"
     shutil.move(export_copy / "savedmodel", outside)
     os.symlink(outside, export_copy / "savedmodel", target_is_directory=True)
-    refused_by_every_loader(export_copy, "tensorflow", "files.savedmodel 'savedmodel' is a symlink that leaves the export folder")
+    refused_by_every_loader(export_copy, "tensorflow", "files.savedmodel = 'savedmodel' resolves through a symlink")
 
 
 def test_manifest_paths_that_leave_the_folder_are_refused_by_every_loader(export_copy):
@@ -176,7 +176,7 @@ def test_manifest_paths_that_leave_the_folder_are_refused_by_every_loader(export
     for path in ("/etc/passwd", "../gaussian/onnx/sample.onnx", "onnx/../../x.onnx"):
         manifest["files"]["onnx"]["sample"] = path
         (export_copy / "manifest.json").write_text(json.dumps(manifest))
-        refused_by_every_loader(export_copy, "onnxruntime", "leaves the export folder")
+        refused_by_every_loader(export_copy, "onnxruntime", "outside the export folder")
 
 
 # ----------------------------------------------------------------------------- SavedModels made by hand

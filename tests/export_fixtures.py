@@ -66,19 +66,45 @@ def digits_export_dir(digits_workdir, exports_root):
     return export_checkpoint(digits_workdir, exports_root, optimize_onnx=False).path
 
 
+def gaussian_image_model(sigmas, std: float = 0.5, broken: bool = False):
+    """The exact score of N(0.5, std^2 I) on [B, 8, 8, 1] images, built (no weights).
+
+    A one-component `GaussianMixtureScore` on flattened images: the same ops as the
+    exact-score exports the safety gate's allowlist is derived from. `broken=True`
+    returns NaN scores (a model whose export must fail verification).
+    """
+    import keras
+    import numpy as np
+    from keras import ops
+
+    from ncsn_tf.models.analytic import GaussianMixtureScore
+
+    class GaussianImageScore(keras.Model):
+        def __init__(self) -> None:
+            super().__init__(name="gaussian_image_score")
+            # Two equal components: one Gaussian. (One component, or a zero mean, makes tf2onnx fold a
+            # `0 - x` into Neg, an op no real export uses, which the safety gate's allowlist refuses.)
+            means = np.full((2, 64), 0.5, np.float32)
+            self.mixture = GaussianMixtureScore([1.0, 1.0], means, variance=std**2, sigmas=sigmas)
+
+        def call(self, noisy, sigma_indices):
+            scores = ops.reshape(self.mixture(ops.reshape(noisy, (-1, 64)), sigma_indices), (-1, 8, 8, 1))
+            return scores * float("nan") if broken else scores  # [B, 8, 8, 1]
+
+    model = GaussianImageScore()
+    model(np.zeros((1, 8, 8, 1), np.float32), np.zeros(1, np.int32))  # built
+    return model
+
+
 @pytest.fixture(scope="session")
 def gaussian_export_dir(exports_root):
-    """The exact score of N(0, 0.5^2 I) 8x8x1 "images" on the tiny digits ladder, both formats.
+    """The exact score of N(0.5, 0.5^2 I) 8x8x1 "images" on the tiny digits ladder, both formats.
 
     No weights (closed-form score), so it converts quickly; with epsilon = 1 the chain
-    provably diverges (the step at sigma_1 = 1 is 1e4 / (0.25 + 1) times the distance to 0).
+    provably diverges (the step at sigma_1 = 1 is 1e4 / (0.25 + 1) times the distance to 0.5).
     """
-    import numpy as np
-
     from export.exporter import export_model
-    from ncsn_tf.models.analytic import GaussianScore
 
     config = tiny_digits_config()
-    model = GaussianScore(std=0.5, sigmas=[float(sigma) for sigma in config.noise.sigmas()])
-    model(np.zeros((1, 8, 8, 1), np.float32), np.zeros(1, np.int32))  # built
-    return export_model(config, model, 0, exports_root, name="gaussian", optimize_onnx=False).path
+    model = gaussian_image_model([float(sigma) for sigma in config.noise.sigmas()])
+    return export_model(config, model, 0, exports_root, name="gaussian").path  # optimized, as the CLI default

@@ -257,23 +257,14 @@ def test_a_diverging_chain_is_a_one_line_error_not_silent_nan(gaussian_export_di
 
 
 def test_a_failed_export_removes_its_files_and_keeps_the_previous_export(tmp_path):
-    import keras
-    from export_fixtures import tiny_digits_config
+    from export_fixtures import gaussian_image_model, tiny_digits_config
 
     from export.exporter import ExportError, export_model
-    from ncsn_tf.models.analytic import GaussianScore
-
-    @keras.saving.register_keras_serializable(package="ncsn_tf_tests")
-    class BrokenScore(GaussianScore):
-        def call(self, noisy, sigma_indices):
-            return super().call(noisy, sigma_indices) * float("nan")
 
     config = tiny_digits_config()
-    good = GaussianScore(std=0.5, sigmas=[1.0, 0.01])
-    good(np.zeros((1, 8, 8, 1), np.float32), np.zeros(1, np.int32))
+    good = gaussian_image_model([1.0, 0.01])
     first = export_model(config, good, 0, tmp_path, name="model", formats="savedmodel")
-    broken = BrokenScore(std=0.5, sigmas=[1.0, 0.01])
-    broken(np.zeros((1, 8, 8, 1), np.float32), np.zeros(1, np.int32))
+    broken = gaussian_image_model([1.0, 0.01], broken=True)
     with pytest.raises(ExportError, match="non-finite"):
         export_model(config, broken, 1, tmp_path, name="model", formats="savedmodel")
     assert sorted(os.listdir(tmp_path)) == ["model"]  # no staging folder left
@@ -285,10 +276,9 @@ def test_a_failed_export_removes_its_files_and_keeps_the_previous_export(tmp_pat
 
 
 def test_leftovers_of_a_killed_export_are_removed_by_the_next(tmp_path):
-    from export_fixtures import tiny_digits_config
+    from export_fixtures import gaussian_image_model, tiny_digits_config
 
     from export.exporter import export_model
-    from ncsn_tf.models.analytic import GaussianScore
 
     killed = tmp_path / ".model.partial-abc123"  # an older exporter's staging folder (no PID)
     (killed / "savedmodel").mkdir(parents=True)
@@ -299,10 +289,8 @@ def test_leftovers_of_a_killed_export_are_removed_by_the_next(tmp_path):
     replacing.mkdir()
     running = tmp_path / f".busy.partial-{os.getpid()}-z3"  # an export in progress (this process)
     running.mkdir()
-    config = tiny_digits_config()
-    model = GaussianScore(std=0.5, sigmas=[1.0, 0.01])
-    model(np.zeros((1, 8, 8, 1), np.float32), np.zeros(1, np.int32))
-    result = export_model(config, model, 0, tmp_path, name="model", formats="savedmodel")
+    model = gaussian_image_model([1.0, 0.01])
+    result = export_model(tiny_digits_config(), model, 0, tmp_path, name="model", formats="savedmodel")
     assert sorted(os.listdir(tmp_path)) == [running.name, "model"]
     assert len(result.notes) == 3 and all("\n" not in note for note in result.notes)
     assert any(".model.partial-abc123" in note and "killed" in note for note in result.notes)

@@ -17,10 +17,11 @@ check read and wrote nothing.
 Every SavedModel is written inside an export-like folder (`manifest.json` +
 `savedmodel/`), so a loader can be pointed at the folder as at a real export.
 
-The families (`FAMILIES`: name -> the op the gate must name) cover file reads and
-writes (also `Dataset.cache(path)`, `Dataset.save`, `Dataset.snapshot`), Python
-callbacks, the network (a collective op, the tf.data service), a pipeline serialized
-into a string constant (`DatasetFromGraph`), and checkpoint ops outside TF's saver;
+The families (`FAMILIES`, each named by the op the gate must name; `FAMILY_KINDS` says
+what it does) cover file reads, writes and memory-mapping (also `tf.print` to a file,
+`Dataset.cache(path)`, `Dataset.save`, `Dataset.snapshot`), Python callbacks, the
+network (a collective op, the tf.data service), a pipeline serialized into a string
+constant (`DatasetFromGraph`), and checkpoint ops outside TF's saver;
 each can be placed directly in a signature's function or hidden in a `tf.while_loop`
 body, a `tf.cond` branch or a nested `tf.function` (`PLACEMENTS`). TF1 SavedModels whose
 `saver_def.restore_op_name` names a `Save` or `WriteFile` op are `tf1_savedmodel`; TF2
@@ -38,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 SECRET_BYTES = b"root:x:0:0:the sentinel secret\n"  # what the FIFO would hand a reader
-MANIFEST_ASSET = "manifest.json"
 
 PLACEMENTS = ("direct", "while_body", "cond_branch", "nested_function")
 # How the gate's message says where the op sits (regexes: the attribute and op that call its function).
@@ -298,7 +298,7 @@ def dataset_from_graph_bypass(folder: str | os.PathLike[str], secret_path: str |
     data = tf.raw_ops.DatasetToGraphV2(input_dataset=tf.data.experimental.to_variant(pipeline)).numpy()
 
     def run(x: Any) -> dict[str, Any]:
-        # Chosen by the input, so that grappler does not fold DatasetFromGraph at load time (it cannot).
+        # Chosen by the input, so grappler does not constant-fold DatasetFromGraph (that fold fails).
         graph_def = tf.where(tf.math.is_finite(x[0]), tf.constant(data), tf.constant(b""))
         variant = tf.raw_ops.DatasetFromGraph(graph_def=graph_def)
         contents = tf.data.experimental.from_variant(variant, tf.TensorSpec([], tf.string)).get_single_element()

@@ -126,6 +126,10 @@ def test_the_sentinel_notices_a_read_and_a_write(tmp_path):
 # ----------------------------------------------------------------------------- hostile SavedModels
 
 
+def test_every_hostile_family_says_what_it_does():
+    assert set(hm.FAMILY_KINDS) == set(hm.FAMILIES) and len(hm.FAMILIES) == len(set(hm.FAMILIES))
+
+
 @pytest.mark.parametrize("placement", hm.PLACEMENTS)
 @pytest.mark.parametrize("family", hm.FAMILIES)
 def test_hostile_savedmodel_is_refused_naming_the_op_where_it_hides(hostile, sentinel, family, placement):

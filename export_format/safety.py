@@ -302,9 +302,11 @@ MAX_SAVEDMODEL_BYTES = 1 << 30  # saved_model.pb; real exports' graphs are a few
 _ADVICE = "only open exports written by ncsn-tf's exporter (python -m export), or re-export the model yourself"
 # Local devices only: "", "/device:CPU:0", "/device:GPU:*", "/job:localhost/replica:0/task:0/device:CPU:0", "/cpu:0".
 _LOCAL_DEVICE = re.compile(r"(/job:localhost(/replica:0)?(/task:0)?)?(/(device:)?(CPU|GPU|cpu|gpu):(\d+|\*))?")
-# What TensorFlow accepts as node and op names; a serialized graph has only such nodes.
+# What TensorFlow accepts as node names (strict), and as op or function names (no spaces or control
+# characters: tf.function names hold "<lambda>" or "Dataset_snapshot()_reader_func"). A serialized
+# graph has only such nodes.
 _NODE_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\-/>]*")
-_OP_NAME = re.compile(r"[A-Za-z0-9_.\-/<>]+")
+_OP_NAME = re.compile(r"[^\s\x00-\x1f\x7f]+")
 # Symbolic values of the saver functions' path operands.
 _PREFIX, _SHARD = "\0file_prefix\0", "\0shard\0"
 _MAIN = ""  # the main graph, where function names are used to say where a node sits
@@ -533,8 +535,8 @@ class _SavedModelScan:
 
     def _node_lists(self) -> Iterator[tuple[str, Any]]:
         yield _MAIN, self.graph.node
-        for name, function in self.functions.items():
-            yield name, function.node_def
+        for function in self.graph.library.function:  # every definition, also a second one of a name
+            yield function.signature.name, function.node_def
 
     def _where(self, where: str, seen: frozenset[str] = frozenset()) -> str:
         """Where a node sits, with the chain of calls to it: "function 'b' (body of a While in function 'a' (...))"."""
@@ -574,6 +576,7 @@ class _SavedModelScan:
     def check(self) -> None:
         self.check_meta_graph()
         self.check_ops()
+        self.check_names()
         self.check_function_references()
         self.check_constants_and_devices()
         self.check_saver()
@@ -587,7 +590,9 @@ class _SavedModelScan:
         tags = tuple(self.meta_graph.meta_info_def.tags)
         if tags != SAVEDMODEL_TAGS:
             raise _refuse(self.folder, f"its meta graph is tagged {list(tags)} (an ncsn-tf export's is ['serve'])")
-        # Names must be unique and well formed: the checks look nodes and functions up by name.
+
+    def check_names(self) -> None:
+        """Unique, well-formed names: the later checks look nodes and functions up by name."""
         names = [function.signature.name for function in self.graph.library.function]
         for name in names:
             if not _OP_NAME.fullmatch(name):

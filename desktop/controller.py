@@ -18,7 +18,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from desktop.backend import seeds_for
-from desktop.backend.base import MAX_SEED
+from desktop.backend.base import MAX_SEED, SamplerSettings
 from desktop.backend.runs import ChunkDone, iter_inpaint, iter_sample
 from desktop.history import EntryImages, HistoryEntry, RunSettings, new_entry_id
 from desktop.imaging import (
@@ -32,9 +32,11 @@ from desktop.imaging import (
 )
 from desktop.loaded_model import LoadedModel
 from desktop.png_metadata import MAX_NAME_CHARS, ImageRecord, MetadataError, read_png_record, save_png
+from desktop.samplers import settings_text, short_label
 from desktop.state import MAX_RUN_BYTES, AppState, RunResult, RunTiming, model_key
 from desktop.variations import iter_variations, variation_level
 from desktop.workers import ModelLoader, PictureLoader, RunJob, Runner, WorkerThread
+from export_format.settings import network_calls
 
 MODEL_SUFFIXES = (".onnx",)
 QUEUED = Qt.ConnectionType.QueuedConnection
@@ -53,8 +55,7 @@ class _RunContext:
     mask: np.ndarray | None  # [H, W], 1 = known (inpaint)
     first_level: int
     num_levels: int
-    steps_per_level: int
-    denoise: bool
+    settings: SamplerSettings  # the run's sampler and its complete settings
     previous: RunResult | None
     model_path: str
 
@@ -63,9 +64,17 @@ class _RunContext:
         return "inpaint" if self.kind == "inpaint" else "sample"
 
     def calls_done(self, reached_level: int) -> int:
-        """Network calls made once the chain reached `reached_level` (annealed Langevin: T per level)."""
-        calls = (reached_level - self.first_level) * self.steps_per_level
-        return calls + (1 if self.denoise and reached_level == self.num_levels else 0)
+        """Network calls made once the chain reached `reached_level` (`export_format`'s count of that chunk)."""
+        inpainting = self.kind == "inpaint"
+        settings = self.settings if inpainting else self.settings.for_role("sample")
+        return network_calls(
+            settings.sampler,
+            self.num_levels,
+            settings,
+            inpainting=inpainting,
+            first_level=self.first_level,
+            last_level=reached_level,
+        )
 
 
 class Controller(QObject):
@@ -234,14 +243,17 @@ class Controller(QObject):
         if state.busy or state.loading:
             self.error_occurred.emit("Busy", "Wait for the current run to finish, or cancel it.")
             return False
+        settings = state.sampler.run_settings(kind)
         try:
-            state.sampler.settings().validate()
+            settings.validate(state.backend.files.manifest.num_levels)
         except ValueError as error:
             self.error_occurred.emit("Invalid settings", str(error))
             return False
-        if kind == "inpaint" and not state.backend.files.can_inpaint(state.backend.runtime):
+        if kind == "inpaint" and not state.backend.files.can_inpaint(state.backend.runtime, settings.sampler):
             self.error_occurred.emit(
-                "Cannot inpaint", "This export has no inpainting endpoint (inpaint_levels) for this runtime."
+                "Cannot inpaint",
+                f"This export has no inpainting endpoint for {short_label(settings.sampler)} with this runtime; "
+                "choose another sampler or re-export the model.",
             )
             return False
         batch = state.batch_for(kind)
@@ -270,11 +282,8 @@ class Controller(QObject):
                 model=manifest.name[:MAX_NAME_CHARS],
                 dataset=manifest.dataset[:MAX_NAME_CHARS],
                 seed=int(seed),
-                steps_per_level=sampler.steps_per_level,
-                epsilon=sampler.epsilon,
-                denoise=sampler.denoise,
+                settings=sampler.run_settings(kind),
                 runtime=state.backend.runtime,
-                sampler=sampler.sampler,
                 start_level=start_level,
             )
             for seed in seeds
@@ -290,7 +299,7 @@ class Controller(QObject):
             return False
         state = self.state
         seeds = seeds_for(self._next_seed(), state.sampler.batch_size)  # [B] int32
-        settings = state.sampler.settings()
+        settings = state.sampler.run_settings("sample")
         backend = state.backend
         assert backend is not None
         levels = self.levels_per_chunk
@@ -319,7 +328,7 @@ class Controller(QObject):
             )
             return False
         seeds = seeds_for(self._next_seed(), state.sampler.variants)  # [V] int32
-        settings = state.sampler.settings()
+        settings = state.sampler.run_settings("inpaint")
         backend = state.backend
         assert backend is not None
         levels = self.levels_per_chunk
@@ -353,7 +362,7 @@ class Controller(QObject):
             return False
         start = variation_level(manifest.num_levels)
         seeds = seeds_for(self._next_seed(), state.sampler.variants)  # [V] int32
-        settings = state.sampler.settings()
+        settings = state.sampler.run_settings("variation")
         backend = state.backend
         levels = self.levels_per_chunk
         source = image.astype(np.float32).copy()  # [H, W, C] in [0, 1]
@@ -374,7 +383,6 @@ class Controller(QObject):
         state = self.state
         manifest = state.manifest
         assert manifest is not None
-        sampler = state.sampler
         slot = "inpaint" if kind == "inpaint" else "sample"
         previous = state.results.get(slot)
         context = _RunContext(
@@ -384,8 +392,7 @@ class Controller(QObject):
             mask=mask,
             first_level=first,
             num_levels=manifest.num_levels,
-            steps_per_level=sampler.steps_per_level,
-            denoise=sampler.denoise,
+            settings=records[0].settings,
             previous=previous if previous is not None and previous.complete else None,
             model_path=state.model_path,
         )
@@ -393,7 +400,7 @@ class Controller(QObject):
         assert state.backend is not None
         job = RunJob(self._next_job(), state.backend, make_run)
         self._run_job = job
-        calls = state.network_calls(kind, first)
+        calls = context.calls_done(manifest.num_levels)  # the whole run
         state.set_timing(
             RunTiming(
                 kind=kind,
@@ -407,9 +414,8 @@ class Controller(QObject):
         state.set_progress(0, manifest.num_levels - first)
         state.set_busy(kind)
         self._timing_timer.start()
-        self.status.emit(
-            {"sample": "Sampling ...", "inpaint": "Inpainting ...", "variation": "Making variations ..."}[kind]
-        )
+        doing = {"sample": "Sampling", "inpaint": "Inpainting", "variation": "Making variations"}[kind]
+        self.status.emit(f"{doing} with {short_label(context.settings.sampler)} ...")
         self._runner.request.emit(job)
 
     def _result(self, images: object, complete: bool, caption: str = "") -> RunResult:
@@ -532,9 +538,7 @@ class Controller(QObject):
             runtime=record.runtime,
             image_shape=shape,  # type: ignore[arg-type]
             seeds=tuple(r.seed for r in context.records),
-            settings=RunSettings(
-                record.sampler, record.steps_per_level, record.epsilon, record.denoise, record.start_level
-            ),
+            settings=RunSettings(record.settings, record.start_level),  # the run's sampler and its settings
             levels_done=levels_done,
             num_levels=context.num_levels,
             seconds=seconds,
@@ -563,17 +567,16 @@ class Controller(QObject):
         if state.busy:
             self.error_occurred.emit("Busy", "Wait for the current run to finish, or cancel it.")
             return False
-        settings = entry.settings
         values: dict[str, object] = {
-            "sampler": settings.sampler,
             "seed": entry.seeds[0],
             "seed_mode": "fixed",
-            "steps_per_level": min(settings.steps_per_level, state.max_steps_per_level),
-            "epsilon": settings.epsilon,
-            "denoise": settings.denoise,
             ("batch_size" if entry.kind == "sample" else "variants"): entry.count,
         }
-        state.update_sampler(**values)
+        try:
+            sampler_note = self._restore_sampler(entry.settings.sampler_settings, entry.kind, values)
+        except ValueError as error:  # e.g. more calls per level than the open model's ladder allows
+            state.update_sampler(**values)
+            sampler_note = f"; its sampler settings do not fit the open model ({error})"
         slot = "inpaint" if entry.kind == "inpaint" else "sample"
         images = state.history.images(entry_id)
         when = time.strftime("%H:%M", time.localtime(entry.created))
@@ -605,9 +608,9 @@ class Controller(QObject):
                 self._set_picture(picture_from_array(images.original, f"history {when}"))
                 if images.mask is not None:
                     state.push_mask(images.mask)
-        note = ""
+        note = sampler_note
         if entry.model_path and entry.model_path != state.model_path:
-            note = f"; made with {entry.model}, Generate uses the open model"
+            note += f"; made with {entry.model}, Generate uses the open model"
         self.status.emit(f"Restored the run of {when}: seed {entry.seeds[0]} (fixed), {entry.count} image(s){note}")
         self.show_tab.emit(slot)
         return True
@@ -636,19 +639,39 @@ class Controller(QObject):
             return False
         record = result.records[index]
         try:
-            self.state.update_sampler(
-                sampler=record.sampler,
-                seed=record.seed,
-                seed_mode="fixed",
-                steps_per_level=record.steps_per_level,
-                epsilon=record.epsilon,
-                denoise=record.denoise,
-            )
+            note = self._restore_sampler(record.settings, record.mode, {"seed": record.seed, "seed_mode": "fixed"})
         except ValueError as error:
             self.error_occurred.emit("Cannot use these settings", str(error))
             return False
-        self.status.emit(f"Seed {record.seed} (fixed) and its settings: Generate makes this image first")
+        self.status.emit(f"Seed {record.seed} (fixed) and its settings: Generate makes this image first{note}")
         return True
+
+    def _restore_sampler(self, settings: SamplerSettings, kind: str, values: dict[str, object]) -> str:
+        """Put a past run's sampler and its settings into the state, with `values` (seed, batch, ...).
+
+        Inpainting-only settings come back only from inpainting runs. A sampler the open
+        model does not have is not chosen: only `values` are set, and the returned note
+        (for the status bar) says so; otherwise the note is "".
+
+        Raises:
+            ValueError: a value does not fit the open model (nothing is changed).
+        """
+        state = self.state
+        fields = {
+            name: value
+            for name, value in settings.values().items()
+            if kind == "inpaint" or not next(s for s in settings.kind.settings if s.name == name).inpainting_only
+        }
+        if "steps_per_level" in fields:
+            fields["steps_per_level"] = min(int(settings.steps_per_level), state.max_steps_per_level)
+        if settings.sampler not in state.available_samplers:
+            state.update_sampler(**values)
+            return (
+                f"; it was made with {short_label(settings.sampler)}, which the open model does not have, "
+                f"so the sampler stays {short_label(state.sampler.sampler)}"
+            )
+        state.update_sampler(sampler=settings.sampler, **fields, **values)
+        return ""
 
     def inpaint_this(self, slot: str, index: int) -> bool:
         """Send one shown image to the Inpaint tab as the picture to inpaint."""
@@ -723,28 +746,20 @@ class Controller(QObject):
 
     def apply_record(self, record: ImageRecord) -> bool:
         """Restore the sampler settings of a PNG record (seed mode Fixed; a grid also restores its batch size)."""
-        values: dict[str, object] = {
-            "sampler": record.sampler,
-            "seed": record.seed,
-            "seed_mode": "fixed",
-            "steps_per_level": record.steps_per_level,
-            "epsilon": record.epsilon,
-            "denoise": record.denoise,
-        }
+        values: dict[str, object] = {"seed": record.seed, "seed_mode": "fixed"}
         if record.count > 1:
             values["batch_size" if record.mode == "sample" else "variants"] = record.count
         try:
-            self.state.update_sampler(**values)
+            note = self._restore_sampler(record.settings, record.mode, values)
         except ValueError as error:
             self.error_occurred.emit("Cannot use these settings", f"The picture's settings do not fit here: {error}")
             return False
         manifest = self.state.manifest
-        note = ""
         if manifest is not None and manifest.name != record.model:
-            note = f" (made with model {record.model!r}, the open model is {manifest.name!r})"
+            note += f" (made with model {record.model!r}, the open model is {manifest.name!r})"
         if record.mode == "variation":
             note += "; it was a variation of another image, so Generate makes a new image with these settings"
-        self.status.emit(f"Restored settings: seed {record.seed}, {record.steps_per_level} steps/level{note}")
+        self.status.emit(f"Restored settings: seed {record.seed}, {settings_text(record.settings)}{note}")
         return True
 
     # ------------------------------------------------------------------ pictures

@@ -41,11 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from desktop.backend.base import MAX_BATCH, MAX_SEED, MAX_STEPS_PER_LEVEL
+from desktop.backend.base import MAX_BATCH, MAX_SEED, SamplerSettings
 from desktop.imaging import grid_columns, image_grid, to_uint8
 from desktop.masks import overlay_mask
 from desktop.png_metadata import MAX_NAME_CHARS, ImageRecord
-from desktop.samplers import SAMPLERS
+from desktop.samplers import ANNEALED_LANGEVIN, SAMPLERS, settings_text
 from export_format import safe_json
 
 HISTORY_FORMAT = "ncsn-desktop-history"
@@ -72,13 +72,19 @@ class HistoryError(ValueError):
 
 @dataclass(frozen=True)
 class RunSettings:
-    """The sampler settings of one run (every image's seed is in `HistoryEntry.seeds`)."""
+    """The sampler settings of one run (every image's seed is in `HistoryEntry.seeds`).
 
-    sampler: str
-    steps_per_level: int
-    epsilon: float
-    denoise: bool
+    Attributes:
+        sampler_settings: the sampler and its complete settings.
+        start_level: the level the chain started at (variations; else 0).
+    """
+
+    sampler_settings: SamplerSettings
     start_level: int = 0
+
+    @property
+    def sampler(self) -> str:
+        return self.sampler_settings.sampler
 
 
 @dataclass(frozen=True)
@@ -149,11 +155,8 @@ class HistoryEntry:
                 model=self.model,
                 dataset=self.dataset,
                 seed=seed,
-                steps_per_level=settings.steps_per_level,
-                epsilon=settings.epsilon,
-                denoise=settings.denoise,
+                settings=settings.sampler_settings,
                 runtime=self.runtime,
-                sampler=settings.sampler,
                 start_level=settings.start_level,
             )
             for seed in self.seeds
@@ -180,8 +183,7 @@ class HistoryEntry:
         lines = [
             f"{self.kind.capitalize()}, {self.count} image(s), {seeds}",
             f"model {self.model} ({self.dataset}), {self.runtime}",
-            f"{settings.steps_per_level} steps per level, step size {settings.epsilon:g}, "
-            f"final denoising {'on' if settings.denoise else 'off'}",
+            settings_text(settings.sampler_settings, inpainting=self.kind == "inpaint"),
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.created)) + f", {self.seconds:.1f} s",
         ]
         if settings.start_level:
@@ -207,11 +209,9 @@ class HistoryEntry:
             "runtime": self.runtime,
             "image_shape": list(self.image_shape),
             "seeds": list(self.seeds),
-            "settings": {
+            "settings": {  # flat: the sampler, its settings, the start level
                 "sampler": settings.sampler,
-                "steps_per_level": settings.steps_per_level,
-                "epsilon": settings.epsilon,
-                "denoise": settings.denoise,
+                **settings.sampler_settings.values(),
                 "start_level": settings.start_level,
             },
             "levels_done": self.levels_done,
@@ -254,6 +254,29 @@ def _text(data: dict[str, Any], key: str, limit: int = MAX_NAME_CHARS) -> str:
     return value
 
 
+def _sampler_settings(data: dict[str, Any], num_levels: int) -> SamplerSettings:
+    """An entry's sampler and settings, checked by `export_format.settings` against its ladder.
+
+    An entry without `sampler` (written before there was a choice) is annealed Langevin;
+    inpainting-only settings may be left out (off).
+
+    Raises:
+        HistoryError: an unknown sampler, or a missing, mistyped or out-of-range setting.
+    """
+    sampler = _value(data, "sampler", str) if "sampler" in data else ANNEALED_LANGEVIN
+    if sampler not in SAMPLERS:
+        raise HistoryError(f"unknown sampler {sampler[:40]!r}")
+    values = {}
+    for setting in SAMPLERS[sampler].settings:
+        if setting.name not in data and setting.inpainting_only:
+            values[setting.name] = 0
+        elif setting.name not in data:
+            raise HistoryError(f"lacks {setting.name!r}")
+        else:
+            values[setting.name] = setting.check(data[setting.name], repr(setting.name), HistoryError)
+    return SamplerSettings(sampler=sampler, **values).validate(num_levels, error=HistoryError)
+
+
 def entry_from_dict(data: Any) -> HistoryEntry:
     """Validate one index entry (an allowlist of fields, types and ranges; unknown fields ignored).
 
@@ -280,19 +303,10 @@ def entry_from_dict(data: Any) -> HistoryEntry:
         isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in seeds
     ):
         raise HistoryError(f"'seeds' must be 1 to {MAX_BATCH} seeds in [0, {MAX_SEED}]")
-    raw_settings = _value(data, "settings", dict)
-    sampler = _value(raw_settings, "sampler", str)
-    if sampler not in SAMPLERS:
-        raise HistoryError("unknown sampler")
-    epsilon = _value(raw_settings, "epsilon", float)
-    if not (math.isfinite(epsilon) and 0.0 < epsilon < 1.0):
-        raise HistoryError("'epsilon' must be in (0, 1)")
     num_levels = _integer(data, "num_levels", 1, 100_000)
+    raw_settings = _value(data, "settings", dict)
     settings = RunSettings(
-        sampler=sampler,
-        steps_per_level=_integer(raw_settings, "steps_per_level", 1, MAX_STEPS_PER_LEVEL),
-        epsilon=epsilon,
-        denoise=_value(raw_settings, "denoise", bool),
+        sampler_settings=_sampler_settings(raw_settings, num_levels),
         start_level=_integer(raw_settings, "start_level", 0, num_levels - 1),
     )
     created, seconds = _value(data, "created", float), _value(data, "seconds", float)

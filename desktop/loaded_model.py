@@ -17,12 +17,21 @@ import numpy as np
 from desktop.backend import InferenceBackend, ModelError, SamplerSettings, seeds_for
 from desktop.backend.base import MAX_STEPS_PER_LEVEL
 from desktop.masks import full_mask
+from desktop.samplers import ANNEALED_LANGEVIN, PREDICTOR_CORRECTOR, PROBABILITY_FLOW
 from export_format.limits import max_steps_per_level
+from export_format.settings import network_calls
 
 MAX_MODEL_SIDE = 4096  # pixels on a side the app shows, paints masks on and saves
 MAX_MODEL_PIXELS = MAX_MODEL_SIDE * MAX_MODEL_SIDE
 MAX_LEVELS = 100_000
 PROBE_STEPS = 2  # network calls the probe times (after one warm-up call)
+# The cheapest settings of each sampler on one level: the warm-up (one call) and the timed run (PROBE_STEPS calls
+# on level 0 of a ladder of two or more levels).
+PROBE_SETTINGS = {
+    ANNEALED_LANGEVIN: ({"steps_per_level": 1, "denoise": False}, {"steps_per_level": PROBE_STEPS, "denoise": False}),
+    PREDICTOR_CORRECTOR: ({"corrector_steps": 0}, {"corrector_steps": PROBE_STEPS - 1}),
+    PROBABILITY_FLOW: ({"order": 1}, {"order": 2}),
+}
 
 
 @dataclass(frozen=True)
@@ -42,8 +51,9 @@ class LoadedModel:
         backend: the opened back end.
         path: what the user opened.
         mask: [H, W] float32 of ones (1 = known), the new model's empty mask.
-        defaults: the manifest's sampler defaults as valid state values
-            (steps_per_level, epsilon, denoise).
+        samplers: the samplers this export holds and the runtime can run (the default first).
+        default_sampler: the manifest's default sampler (`samplers[0]`).
+        defaults: sampler name -> the manifest's defaults, valid for this model's ladder.
         max_steps_per_level: the largest T for this model (levels x T must fit int32 counters).
         probe: the timing of a tiny run (None if not probed).
     """
@@ -51,9 +61,14 @@ class LoadedModel:
     backend: InferenceBackend
     path: str
     mask: np.ndarray
-    defaults: dict[str, object]
+    samplers: tuple[str, ...]
+    defaults: dict[str, SamplerSettings]
     max_steps_per_level: int
     probe: Probe | None = None
+
+    @property
+    def default_sampler(self) -> str:
+        return self.samplers[0]
 
 
 def steps_limit(num_levels: int) -> int:
@@ -87,60 +102,69 @@ def prepare_model(backend: InferenceBackend, path: str, probe: bool = True) -> L
     if manifest.num_levels > MAX_LEVELS:
         raise ModelError(f"{name} has {manifest.num_levels} noise levels, more than the app handles ({MAX_LEVELS})")
     limit = steps_limit(manifest.num_levels)
-    defaults = manifest.sampler
-    if not 1 <= defaults.steps_per_level <= limit:
-        raise ModelError(
-            f"{name} recommends {defaults.steps_per_level} steps per level; the app allows 1 to {limit} "
-            "for this model; its manifest may be damaged"
-        )
-    settings = SamplerSettings(defaults.steps_per_level, defaults.epsilon, bool(defaults.denoise))
-    try:
-        settings.validate()
-    except ValueError as error:
-        raise ModelError(f"{name} recommends invalid sampler settings ({error}); its manifest may be damaged") from None
+    samplers = tuple(backend.files.samplers(backend.runtime))  # the default first
+    if not samplers:
+        raise ModelError(f"{name} has no sampler the app can run with {backend.runtime}; re-export the model")
+    defaults = {}
+    for sampler in samplers:
+        recommended = manifest.sampler.defaults(sampler)
+        if recommended.steps_per_level is not None and not 1 <= recommended.steps_per_level <= limit:
+            raise ModelError(
+                f"{name} recommends {recommended.steps_per_level} steps per level; the app allows 1 to {limit} "
+                "for this model; its manifest may be damaged"
+            )
+        try:
+            defaults[sampler] = recommended.validate(manifest.num_levels)
+        except ValueError as error:
+            raise ModelError(
+                f"{name} recommends invalid sampler settings ({error}); its manifest may be damaged"
+            ) from None
     try:
         mask = full_mask(height, width)  # [H, W], 1 = known
     except MemoryError:
         raise ModelError(f"not enough memory for {width} x {height} images of {name}") from None
-    timing = _probe(backend, name) if probe else None
+    timing = _probe(backend, name, defaults[samplers[0]]) if probe else None
     return LoadedModel(
         backend=backend,
         path=path,
         mask=mask,
-        defaults={
-            "steps_per_level": defaults.steps_per_level,
-            "epsilon": defaults.epsilon,
-            "denoise": bool(defaults.denoise),
-        },
+        samplers=samplers,
+        defaults=defaults,
         max_steps_per_level=limit,
         probe=timing,
     )
 
 
-def _probe(backend: InferenceBackend, name: str) -> Probe:
-    """Run the first level briefly on one image: proves the endpoints run, and times a network call."""
+def _probe(backend: InferenceBackend, name: str, defaults: SamplerSettings) -> Probe:
+    """Run the first level briefly on one image: proves the endpoints run, and times a network call.
+
+    Uses the default sampler (`defaults`, its manifest defaults) with its cheapest settings
+    (`PROBE_SETTINGS`): one warm-up call, then a timed run of about PROBE_STEPS calls.
+    """
     manifest = backend.files.manifest
     seeds = seeds_for(0, 1)  # [1] int32
-    warm_up = SamplerSettings(1, manifest.sampler.epsilon, False)
-    timed = SamplerSettings(PROBE_STEPS, manifest.sampler.epsilon, False)
+    cheap, timed_values = PROBE_SETTINGS.get(defaults.sampler, ({}, {}))
+    warm_up, timed = defaults.replace(**cheap), defaults.replace(**timed_values)
+    last = min(1, manifest.num_levels)
+    calls = network_calls(timed.sampler, manifest.num_levels, timed.for_role("sample"), first_level=0, last_level=last)
     try:
-        images = backend.initial_images(seeds)  # [1, H, W, C]
+        images = backend.initial_images(seeds, defaults.sampler)  # [1, H, W, C]
         if tuple(images.shape) != (1, *manifest.image_shape):
             raise ModelError(
                 f"{name} makes images of shape {list(images.shape[1:])}, not the {list(manifest.image_shape)} "
                 "its manifest states; re-export the model"
             )
-        stepped = backend.sample_levels(images, seeds, 0, 1, warm_up)
+        stepped = backend.sample_levels(images, seeds, 0, last, warm_up)
         if tuple(stepped.shape) != tuple(images.shape):
             raise ModelError(
                 f"{name}'s sampler returns shape {list(stepped.shape)} for {list(images.shape)} images; re-export the model"
             )
         start = time.perf_counter()
-        backend.sample_levels(images, seeds, 0, 1, timed)
+        backend.sample_levels(images, seeds, 0, last, timed)
         seconds = time.perf_counter() - start
     except ModelError:
         raise
     except Exception as error:  # the runtime's own error types
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelError(f"{name} does not run: {reason}") from None
-    return Probe(batch=1, calls=PROBE_STEPS, seconds=seconds)
+    return Probe(batch=1, calls=max(1, calls), seconds=seconds)

@@ -1,10 +1,15 @@
 """What made an image, stored in and read back from PNG text chunks, strictly as data.
 
-Saved PNGs carry a JSON text chunk `ncsn-desktop` (model, seed, sampler settings)
-plus a human-readable `Description`. Dropping such a PNG on the app restores the
+Saved PNGs carry a JSON text chunk `ncsn-desktop` (model, seed, the sampler and
+its settings) plus a human-readable `Description`. Dropping such a PNG on the app restores the
 settings. The chunk is untrusted input: it is parsed as bounded JSON
 (`export_format.safe_json`: size and nesting depth limited, never evaluated),
-and every used key is checked for type and range; unknown keys are ignored.
+and every used key is checked for type and range; unknown keys are ignored. The
+sampler's settings are flat keys beside `sampler` (`steps_per_level`, `epsilon`,
+`denoise` for annealed Langevin; `corrector_steps`, `snr`, `resample_steps` for
+predictor-corrector; `order` for probability flow), checked by
+`export_format.settings` (`Setting.check`, `SamplerSettings.validate`). A record
+without `sampler` (written before there was a choice) is annealed Langevin.
 
 A grid PNG (many images in one file) carries the record of its first image with
 `count` = the number of images, so dropping it restores the whole batch.
@@ -13,16 +18,15 @@ A grid PNG (many images in one file) carries the record of its first image with
 from __future__ import annotations
 
 import json
-import math
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from desktop import __version__
-from desktop.backend.base import MAX_BATCH, MAX_SEED, MAX_STEPS_PER_LEVEL
-from desktop.samplers import ANNEALED_LANGEVIN, SAMPLERS
+from desktop.backend.base import MAX_BATCH, MAX_SEED, SamplerSettings
+from desktop.samplers import ANNEALED_LANGEVIN, SAMPLERS, settings_text, short_label
 from export_format import safe_json
 
 METADATA_KEY = "ncsn-desktop"
@@ -49,11 +53,8 @@ class ImageRecord:
         model: export name from the manifest.
         dataset: data set named in the manifest.
         seed: this image's seed (int32, non-negative).
-        steps_per_level: T.
-        epsilon: Langevin step-size scale.
-        denoise: final denoising step on/off.
+        settings: the sampler and its complete settings (inpainting-only ones 0 unless inpainting).
         runtime: "onnxruntime" or "tensorflow" (informational).
-        sampler: one of `desktop.samplers.SAMPLERS`.
         start_level: the noise level the chain started at (0 = pure noise).
         count: images in the file (1; more for a grid, whose first image this record describes).
     """
@@ -62,26 +63,35 @@ class ImageRecord:
     model: str
     dataset: str
     seed: int
-    steps_per_level: int
-    epsilon: float
-    denoise: bool
+    settings: SamplerSettings
     runtime: str = ""
-    sampler: str = ANNEALED_LANGEVIN
     start_level: int = 0
     count: int = 1
 
+    @property
+    def sampler(self) -> str:
+        return self.settings.sampler
+
     def to_json(self) -> str:
-        return json.dumps({"format": RECORD_FORMAT, "version": RECORD_VERSION, **asdict(self)}, sort_keys=True)
+        fields = {
+            "mode": self.mode,
+            "model": self.model,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "runtime": self.runtime,
+            "sampler": self.sampler,
+            "start_level": self.start_level,
+            "count": self.count,
+            **self.settings.values(),
+        }
+        return json.dumps({"format": RECORD_FORMAT, "version": RECORD_VERSION, **fields}, sort_keys=True)
 
     def describe(self) -> str:
         """One line for people (PNG `Description`, tooltips)."""
         seeds = f"seed {self.seed}" if self.count == 1 else f"{self.count} images, seeds {self.seed} and on"
         start = f", from level {self.start_level + 1}" if self.start_level else ""
-        return (
-            f"ncsn {self.mode} - model {self.model} ({self.dataset}), {seeds}, "
-            f"{self.steps_per_level} steps/level, epsilon {self.epsilon:g}, denoise {'on' if self.denoise else 'off'}"
-            f"{start}"
-        )
+        settings = settings_text(self.settings, inpainting=self.mode == "inpaint")
+        return f"ncsn {self.mode} - model {self.model} ({self.dataset}), {seeds}, {settings}{start}"
 
     def for_image(self, seed: int) -> ImageRecord:
         """The same settings for one image of another seed."""
@@ -125,15 +135,7 @@ def parse_record(text: str) -> ImageRecord:
     seed = _field(data, "seed", int)
     if not 0 <= seed <= MAX_SEED:
         raise MetadataError(f"metadata seed must be in [0, {MAX_SEED}], got {seed}")
-    steps = _field(data, "steps_per_level", int)
-    if not 1 <= steps <= MAX_STEPS_PER_LEVEL:
-        raise MetadataError(f"metadata steps_per_level must be in [1, {MAX_STEPS_PER_LEVEL}], got {steps}")
-    epsilon = _field(data, "epsilon", float)
-    if not (math.isfinite(epsilon) and 0.0 < epsilon < 1.0):
-        raise MetadataError(f"metadata epsilon must be in (0, 1), got {epsilon}")
-    sampler = _field(data, "sampler", str) if "sampler" in data else ANNEALED_LANGEVIN
-    if sampler not in SAMPLERS:
-        raise MetadataError(f"metadata sampler {sampler[:40]!r} is not one this app has ({', '.join(SAMPLERS)})")
+    settings = _sampler_settings(data)
     start_level = _field(data, "start_level", int) if "start_level" in data else 0
     if not 0 <= start_level <= MAX_START_LEVEL:
         raise MetadataError(f"metadata start_level must be in [0, {MAX_START_LEVEL}], got {start_level}")
@@ -144,17 +146,29 @@ def parse_record(text: str) -> ImageRecord:
     texts["runtime"] = _field(data, "runtime", str) if "runtime" in data else ""
     if any(len(value) > MAX_NAME_CHARS for value in texts.values()):
         raise MetadataError(f"metadata names must be at most {MAX_NAME_CHARS} characters")
-    return ImageRecord(
-        mode=mode,
-        seed=seed,
-        steps_per_level=steps,
-        epsilon=epsilon,
-        denoise=_field(data, "denoise", bool),
-        sampler=sampler,
-        start_level=start_level,
-        count=count,
-        **texts,
-    )
+    return ImageRecord(mode=mode, seed=seed, settings=settings, start_level=start_level, count=count, **texts)
+
+
+def _sampler_settings(data: dict[str, Any]) -> SamplerSettings:
+    """The record's sampler and settings, checked by `export_format.settings` (one validation).
+
+    Raises:
+        MetadataError: an unknown sampler, or a missing, mistyped or out-of-range setting.
+    """
+    sampler = _field(data, "sampler", str) if "sampler" in data else ANNEALED_LANGEVIN
+    if sampler not in SAMPLERS:
+        known = ", ".join(short_label(name) for name in SAMPLERS)
+        raise MetadataError(f"metadata sampler {sampler[:40]!r} is not one this app has ({known})")
+    values = {}
+    for setting in SAMPLERS[sampler].settings:
+        if setting.name not in data:
+            if setting.inpainting_only:  # a sampling run's record may leave it out: off
+                values[setting.name] = 0
+                continue
+            raise MetadataError(f"metadata lacks {setting.name!r}")
+        values[setting.name] = setting.check(data[setting.name], f"metadata {setting.name}", MetadataError)
+    # One level: the per-level call count must fit the graphs' int32 counters (no sane record comes near).
+    return SamplerSettings(sampler=sampler, **values).validate(1, label="metadata ", error=MetadataError)
 
 
 def save_png(path: str | os.PathLike[str], image: np.ndarray, record: ImageRecord, scale: int = 1) -> None:

@@ -36,10 +36,15 @@ _SAMPLER_KEYS: dict[str, type] = {
     "batch_size": int,
     "seed": int,
     "seed_mode": str,
+    "variants": int,
+    # every sampler's own settings (`export_format.settings.SAMPLERS`), kept per sampler
     "steps_per_level": int,
     "epsilon": float,
     "denoise": bool,
-    "variants": int,
+    "corrector_steps": int,
+    "snr": float,
+    "resample_steps": int,
+    "order": int,
 }
 _INPAINT_KEYS: dict[str, type] = {"fit_mode": str, "brush_size": int}
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -23,7 +24,16 @@ from desktop.imaging import FIT_MODES, MAX_SAVE_SCALE, FittedPicture, LoadedPict
 from desktop.loaded_model import LoadedModel
 from desktop.masks import MaskHistory
 from desktop.png_metadata import ImageRecord
-from desktop.samplers import ANNEALED_LANGEVIN, check_sampler, network_calls
+from desktop.samplers import (
+    ANNEALED_LANGEVIN,
+    PREDICTOR_CORRECTOR,
+    PROBABILITY_FLOW,
+    SAMPLERS,
+    Cost,
+    check_sampler,
+    cost,
+    short_label,
+)
 
 SEED_MODES = ("fixed", "increment", "random")  # after a run: keep / advance by the batch / draw anew before
 MAX_RECENT_MODELS = 8
@@ -62,21 +72,97 @@ class RunResult:
         return "inpaint" if self.kind == "inpaint" else "sample"
 
 
+def initial_settings() -> dict[str, SamplerSettings]:
+    """Every sampler's settings before a model is open: the published defaults (docs/samplers.md).
+
+    Annealed Langevin as the paper (T = 100, epsilon = 2e-5, no clean-up); predictor-corrector
+    as score_sde (C = 1, snr 0.16, no resampling); probability flow with Heun. An opened
+    model replaces them with its manifest's defaults.
+    """
+    published = {
+        ANNEALED_LANGEVIN: {"steps_per_level": 100, "epsilon": 2e-5, "denoise": False},
+        PREDICTOR_CORRECTOR: {"corrector_steps": 1, "snr": 0.16, "resample_steps": 0},
+        PROBABILITY_FLOW: {"order": 2},
+    }
+    return {name: SamplerSettings(sampler=name, **published[name]).validate() for name in SAMPLERS if name in published}
+
+
+# setting name -> the sampler it belongs to (every setting name is one sampler's)
+SETTING_OWNERS = {setting.name: kind.name for kind in SAMPLERS.values() for setting in kind.settings}
+RUN_FIELDS = ("batch_size", "seed", "seed_mode", "variants")  # the run's fields that are not sampler settings
+
+
 @dataclass
 class SamplerState:
-    """The sampler settings shown in the UI (plain values)."""
+    """The sampler choice and every sampler's settings, as shown in the UI.
+
+    Each sampler keeps its own settings (`per_sampler`, complete and validated), so
+    switching to another sampler and back finds them as they were. The properties
+    `steps_per_level`, `epsilon`, ... read the owning sampler's value.
+    """
 
     sampler: str = ANNEALED_LANGEVIN
     batch_size: int = 16
     seed: int = 0
     seed_mode: str = "increment"
-    steps_per_level: int = 100
-    epsilon: float = 2e-5
-    denoise: bool = False
     variants: int = 4
+    per_sampler: dict[str, SamplerSettings] = field(default_factory=initial_settings)
 
-    def settings(self) -> SamplerSettings:
-        return SamplerSettings(self.steps_per_level, self.epsilon, self.denoise)
+    def settings(self, sampler: str | None = None) -> SamplerSettings:
+        """The complete settings of `sampler` (default: the chosen one)."""
+        return self.per_sampler[self.sampler if sampler is None else sampler]
+
+    def run_settings(self, kind: str) -> SamplerSettings:
+        """The chosen sampler's settings as a run of `kind` uses them.
+
+        Inpainting-only settings (RePaint's resampling) are 0 ("off") for sampling and
+        variations, so the settings stay complete and their records say what ran.
+        """
+        settings = self.settings()
+        if kind == "inpaint":
+            return settings
+        off = {s.name: 0 for s in settings.kind.settings if s.inpainting_only}
+        return settings.replace(**off) if off else settings
+
+    def _value(self, name: str) -> Any:
+        """The value of setting `name` in the settings of the sampler it belongs to."""
+        return getattr(self.per_sampler[SETTING_OWNERS[name]], name)
+
+    # Each sampler's own settings by name (read-only; `AppState.update_sampler` changes them).
+    @property
+    def steps_per_level(self) -> int:
+        """Annealed Langevin: T."""
+        return int(self._value("steps_per_level"))
+
+    @property
+    def epsilon(self) -> float:
+        """Annealed Langevin: the step size."""
+        return float(self._value("epsilon"))
+
+    @property
+    def denoise(self) -> bool:
+        """Annealed Langevin: the final clean-up step."""
+        return bool(self._value("denoise"))
+
+    @property
+    def corrector_steps(self) -> int:
+        """Predictor-corrector: C."""
+        return int(self._value("corrector_steps"))
+
+    @property
+    def snr(self) -> float:
+        """Predictor-corrector: the signal-to-noise ratio r."""
+        return float(self._value("snr"))
+
+    @property
+    def resample_steps(self) -> int:
+        """Predictor-corrector inpainting: RePaint's repeats u."""
+        return int(self._value("resample_steps"))
+
+    @property
+    def order(self) -> int:
+        """Probability flow: 1 = Euler, 2 = Heun."""
+        return int(self._value("order"))
 
 
 @dataclass
@@ -178,6 +264,8 @@ class AppState(QObject):
         self.sampler = SamplerState()
         self.sampler_model_path = ""  # the model the sampler settings were set for
         self.max_steps_per_level = MAX_STEPS_PER_LEVEL
+        self.available_samplers: tuple[str, ...] = tuple(SAMPLERS)  # what the open model can run (all without one)
+        self.model_defaults: dict[str, SamplerSettings] = {}  # the open model's defaults of each of them
         self.inpaint = InpaintState()
         self.picture_loading = False
         self.busy = ""
@@ -220,17 +308,28 @@ class AppState(QObject):
         if loaded is not None:
             assert backend is not None
             self.max_steps_per_level = loaded.max_steps_per_level
+            self.available_samplers = loaded.samplers
+            self.model_defaults = dict(loaded.defaults)
             if path != self.sampler_model_path:
-                self.update_sampler(**loaded.defaults)
+                self.sampler.per_sampler.update(loaded.defaults)
+                self.sampler.sampler = loaded.default_sampler
                 self.sampler_model_path = path
-            elif self.sampler.steps_per_level > loaded.max_steps_per_level:
-                self.update_sampler(steps_per_level=loaded.max_steps_per_level)
+            else:  # the same model again (another runtime or device): the user's settings, where they still fit
+                for name in loaded.samplers:
+                    try:
+                        self.sampler.settings(name).validate(backend.files.manifest.num_levels)
+                    except ValueError:
+                        self.sampler.per_sampler[name] = loaded.defaults[name]
+                if self.sampler.sampler not in loaded.samplers:
+                    self.sampler.sampler = loaded.default_sampler
+            self.sampler_changed.emit()
             if backend.files.manifest.image_shape != old_shape or self.inpaint.history is None:
                 self.inpaint.fitted = None
                 self.inpaint.history = MaskHistory(loaded.mask)
             self.add_recent(path)
         else:
             self.max_steps_per_level = MAX_STEPS_PER_LEVEL
+            self.available_samplers, self.model_defaults = tuple(SAMPLERS), {}
         if backend is None or path != old_path:
             self.results.clear()
         if old is not None and old is not backend:
@@ -242,16 +341,12 @@ class AppState(QObject):
             self.results_changed.emit(kind)
 
     def reset_sampler_to_model(self) -> None:
-        """Steps, epsilon and denoising as the manifest recommends."""
-        manifest = self.manifest
-        if manifest is None:
+        """Every sampler's settings as the open model's manifest recommends (the chosen sampler stays)."""
+        if not self.model_defaults:
             return
-        defaults = manifest.sampler
-        self.update_sampler(
-            steps_per_level=min(defaults.steps_per_level, self.max_steps_per_level),
-            epsilon=defaults.epsilon,
-            denoise=bool(defaults.denoise),
-        )
+        if any(self.sampler.settings(name) != value for name, value in self.model_defaults.items()):
+            self.sampler.per_sampler.update(self.model_defaults)
+            self.sampler_changed.emit()
 
     def set_runtime(self, runtime: str | None = None, provider: str | None = None) -> None:
         changed = False
@@ -280,30 +375,68 @@ class AppState(QObject):
     # ------------------------------------------------------------------ sampler
 
     def update_sampler(self, **values: object) -> None:
-        """Set sampler fields (sampler, batch_size, seed, seed_mode, steps_per_level, epsilon, denoise, variants).
+        """Set the sampler, run fields (batch_size, seed, seed_mode, variants) and any sampler's settings.
+
+        A setting goes to the sampler it belongs to (steps_per_level to annealed Langevin,
+        snr to predictor-corrector, ...) whichever sampler is chosen, and is validated with
+        that sampler's other settings by `SamplerSettings.validate` against the open
+        model's ladder. Nothing changes when any value is refused.
 
         Raises:
-            ValueError: unknown field or out-of-range value (message names it).
+            ValueError: an unknown field, a sampler the open model does not have, or an
+                out-of-range value (one line naming it).
         """
         sampler = self.sampler
-        checked = {name: _check_sampler_value(name, value, self.max_steps_per_level) for name, value in values.items()}
-        changed = False
-        for name, value in checked.items():
-            if getattr(sampler, name) != value:
-                setattr(sampler, name, value)
-                changed = True
-        if changed:
-            self.sampler_changed.emit()
+        run = {name: _check_run_value(name, value) for name, value in values.items() if name in RUN_FIELDS}
+        chosen = sampler.sampler
+        if "sampler" in values:
+            chosen = self.check_available(values["sampler"])
+        changes: dict[str, dict[str, object]] = {}
+        for name, value in values.items():
+            if name in RUN_FIELDS or name == "sampler":
+                continue
+            if name not in SETTING_OWNERS:
+                raise ValueError(f"unknown sampler setting {name!r}")
+            changes.setdefault(SETTING_OWNERS[name], {})[name] = value
+        manifest = self.manifest
+        levels = manifest.num_levels if manifest is not None else None
+        updated = {
+            owner: sampler.settings(owner).replace(**fields).validate(levels) for owner, fields in changes.items()
+        }
+        changed = chosen != sampler.sampler or any(sampler.settings(o) != v for o, v in updated.items())
+        changed = changed or any(getattr(sampler, name) != value for name, value in run.items())
+        if not changed:
+            return
+        sampler.sampler = chosen
+        sampler.per_sampler.update(updated)
+        for name, value in run.items():
+            setattr(sampler, name, value)
+        self.sampler_changed.emit()
 
-    def network_calls(self, kind: str = "sample", first_level: int = 0) -> int:
-        """Network calls of a run of `kind` with the current settings (0 without a model)."""
+    def check_available(self, name: object) -> str:
+        """`name` when the open model can run that sampler (any known sampler without a model).
+
+        Raises:
+            ValueError: an unknown sampler, or one this model was not exported with.
+        """
+        known = check_sampler(name)
+        if known not in self.available_samplers:
+            model = self.manifest.name[:80] if self.manifest is not None else "this model"
+            have = ", ".join(short_label(n) for n in self.available_samplers)
+            raise ValueError(f"{model} was not exported with {short_label(known)} (it has: {have})")
+        return known
+
+    def cost(self, kind: str = "sample", first_level: int = 0) -> Cost | None:
+        """Network calls of a run of `kind` with the chosen sampler and its settings (None without a model)."""
         manifest = self.manifest
         if manifest is None:
-            return 0
-        sampler = self.sampler
-        return network_calls(
-            sampler.sampler, manifest.num_levels, sampler.steps_per_level, sampler.denoise, first_level
-        )
+            return None
+        return cost(self.sampler.run_settings(kind), manifest.num_levels, kind == "inpaint", first_level)
+
+    def network_calls(self, kind: str = "sample", first_level: int = 0) -> int:
+        """Network calls per image of a run of `kind` with the current settings (0 without a model)."""
+        run_cost = self.cost(kind, first_level)
+        return 0 if run_cost is None else run_cost.calls
 
     def batch_for(self, kind: str) -> int:
         """Images in a run of `kind`: the batch size for sampling, the variant count otherwise."""
@@ -446,35 +579,16 @@ def model_key(path: str, backend: InferenceBackend) -> str:
     return f"{path}|{backend.runtime}|{backend.device}"
 
 
-def _check_sampler_value(name: str, value: object, max_steps: int = MAX_STEPS_PER_LEVEL) -> object:
-    """A validated sampler value (ints are not bools, ranges are enforced)."""
-    int_ranges = {
-        "batch_size": (1, MAX_BATCH),
-        "seed": (0, MAX_SEED),
-        "steps_per_level": (1, max_steps),
-        "variants": (1, MAX_VARIANTS),
-    }
+def _check_run_value(name: str, value: object) -> object:
+    """A validated run field (ints are not bools, ranges are enforced)."""
+    int_ranges = {"batch_size": (1, MAX_BATCH), "seed": (0, MAX_SEED), "variants": (1, MAX_VARIANTS)}
     if name in int_ranges:
         low, high = int_ranges[name]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
             raise ValueError(f"{name.replace('_', ' ')} must be an integer in [{low}, {high}], got {value!r}")
         return int(value)
-    if name == "epsilon":
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not (math.isfinite(value) and 0.0 < value < 1.0)
-        ):
-            raise ValueError(f"epsilon must be a number in (0, 1), got {value!r}")
-        return float(value)
-    if name == "denoise":
-        if not isinstance(value, (bool, np.bool_)):
-            raise ValueError(f"denoise must be true or false, got {value!r}")
-        return bool(value)
     if name == "seed_mode":
         if value not in SEED_MODES:
             raise ValueError(f"seed mode must be one of {SEED_MODES}, got {value!r}")
         return value
-    if name == "sampler":
-        return check_sampler(value)
     raise ValueError(f"unknown sampler setting {name!r}")

@@ -8,6 +8,12 @@ Gaussian noise of scale sigma_i is a valid state of the chain at level i:
 running levels i..L from there keeps what is coarser than sigma_i (the overall
 shape) and draws the finer detail anew. The earlier the start level, the
 larger the change. (The same idea as SDEdit, Meng et al. 2021.)
+
+The same holds for every sampler of the export: the predictor-corrector and
+probability-flow chunk endpoints take the state at sigma_i of level i, which
+x + sigma_i z is for the variance-exploding process the network was trained on
+(docs/samplers.md). So variations run with the chosen sampler; with the
+deterministic probability flow only the re-noising draw differs between seeds.
 """
 
 from __future__ import annotations

@@ -45,7 +45,9 @@ def manifest_dict(**changes):
     return data
 
 
-RECORD = ImageRecord("sample", "tiny", "digits", 12345, 7, 3e-5, True, "onnxruntime")
+RECORD = ImageRecord("sample", "tiny", "digits", 12345, SamplerSettings(7, 3e-5, True), "onnxruntime")
+PC = SamplerSettings(sampler="predictor_corrector", corrector_steps=2, snr=0.6, resample_steps=3)
+FLOW = SamplerSettings(sampler="probability_flow", order=1)
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -397,6 +399,35 @@ def test_saved_png_is_enlarged_and_keeps_its_record(tmp_path):
     assert read_png_record(tmp_path / "x.png") == RECORD
 
 
+def test_png_records_of_every_sampler_round_trip_and_hostile_settings_are_refused(tmp_path):
+    from dataclasses import replace
+
+    for settings in (PC, FLOW, FLOW.replace(order=2)):
+        record = replace(RECORD, mode="inpaint", settings=settings)
+        save_png(tmp_path / "s.png", np.zeros((8, 8, 1), np.float32), record)
+        assert read_png_record(tmp_path / "s.png") == record
+    data = json.loads(replace(RECORD, settings=PC).to_json())
+    assert {k: data[k] for k in ("sampler", "corrector_steps", "snr")} == {"sampler": "predictor_corrector",
+                                                                           "corrector_steps": 2, "snr": 0.6}  # fmt: skip
+    assert "steps_per_level" not in data  # only the sampler's own settings
+    del data["resample_steps"]  # left out (a sampling run's record may): off
+    assert parse_record(json.dumps(data)).settings == PC.replace(resample_steps=0)
+    for change, words in (
+        ({"snr": -1}, "snr"),
+        ({"snr": "0.6"}, "snr"),
+        ({"snr": None}, "snr"),
+        ({"corrector_steps": 1.5}, "corrector_steps"),
+        ({"corrector_steps": 10**12}, "int32"),  # more calls than the graphs count: never reaches the state
+        ({"corrector_steps": True}, "corrector_steps"),
+        ({"order": 3, "sampler": "probability_flow"}, "order"),
+        ({"sampler": "probability_flow"}, "lacks 'order'"),
+        ({"sampler": ["annealed_langevin"]}, "sampler"),
+    ):
+        with pytest.raises(MetadataError, match=words) as raised:
+            parse_record(json.dumps({**data, **change}))
+        assert "\n" not in str(raised.value)  # one line
+
+
 def test_png_record_of_a_grid_and_of_a_variation_round_trip(tmp_path):
     from dataclasses import replace
 
@@ -421,12 +452,14 @@ def test_png_record_of_a_grid_and_of_a_variation_round_trip(tmp_path):
 
 def test_network_calls_and_estimates_from_measured_times():
     from desktop.estimate import CallTimes, format_duration
-    from desktop.samplers import network_calls
+    from desktop.samplers import cost
 
-    assert network_calls("annealed_langevin", 10, 100, False) == 1000
-    assert network_calls("annealed_langevin", 10, 100, True, first_level=5) == 501
+    al = SamplerSettings(100, 2e-5, False)
+    assert cost(al, 10).calls == 1000 and cost(al, 10).detail == "10 levels \u00d7 100 steps"
+    denoised = cost(SamplerSettings(100, 2e-5, True), 10, first_level=5)
+    assert (denoised.calls, denoised.text()) == (501, "501 network calls per image (5 levels \u00d7 100 steps + 1)")
     with pytest.raises(ValueError, match="sampler"):
-        network_calls("ode", 10, 100, False)
+        cost(SamplerSettings(sampler="ode"), 10)
     times = CallTimes()
     assert times.estimate("m", 16, 1000) is None  # never measured: no number is made up
     times.record("m", 16, calls=100, seconds=2.0)  # 20 ms per call at batch 16
@@ -449,10 +482,76 @@ def test_network_calls_and_estimates_from_measured_times():
     ]
 
 
+def test_costs_are_export_formats_count_with_their_breakdown():
+    from desktop.samplers import cost
+    from export_format.settings import network_calls
+
+    # L (C + 1) for predictor-corrector; RePaint adds (L - 1) u (C + 1) when inpainting only.
+    assert (cost(PC, 10).calls, cost(PC, 10).detail) == (30, "10 levels \u00d7 3 calls")
+    inpainting = cost(PC, 10, inpainting=True)
+    assert (inpainting.calls, inpainting.detail) == (
+        30 + 9 * 3 * 3,
+        "10 levels \u00d7 3 calls, 9 levels redone 3\u00d7",
+    )
+    # Probability flow: L (Euler), 2L - 1 (Heun, whose last step is Euler to sigma = 0).
+    assert cost(FLOW, 10).calls == 10 and cost(FLOW.replace(order=2), 10).calls == 19
+    assert cost(FLOW.replace(order=2), 10, first_level=5).detail == "5 levels \u00d7 2 calls \u2212 1"
+    for settings in (SamplerSettings(3, 1e-3, True), PC, FLOW, FLOW.replace(order=2)):
+        for inpaint in (False, True):
+            for first in (0, 3):
+                counted = settings if inpaint else settings.for_role("sample")
+                expected = network_calls(settings.sampler, 7, counted, inpainting=inpaint, first_level=first)
+                assert cost(settings, 7, inpaint, first).calls == expected  # the one counting rule
+
+
+def test_sampler_labels_are_plain_words_for_every_sampler():
+    from desktop.samplers import SAMPLERS, description, label, settings_text
+
+    assert label("annealed_langevin").startswith("Annealed Langevin") and "slow" in label("annealed_langevin")
+    assert "fast" in label("predictor_corrector") and "deterministic" in label("probability_flow")
+    assert all(description(name) and "_" not in label(name) for name in SAMPLERS)
+    assert settings_text(PC) == "predictor\u2013corrector, 2 corrector steps, signal-to-noise 0.6"
+    assert settings_text(PC, inpainting=True).endswith("resampling 3") and settings_text(FLOW).endswith("Euler")
+
+
+def test_state_keeps_each_samplers_settings_and_validates_through_export_format(qtbot):
+    from desktop.state import AppState
+
+    state = AppState()
+    state.update_sampler(steps_per_level=9)
+    state.update_sampler(corrector_steps=4, snr=0.3)  # predictor-corrector's, while annealed Langevin is chosen
+    assert state.sampler.sampler == "annealed_langevin" and state.sampler.steps_per_level == 9
+    state.update_sampler(sampler="predictor_corrector")
+    assert state.sampler.settings() == SamplerSettings(
+        sampler="predictor_corrector", corrector_steps=4, snr=0.3, resample_steps=0
+    )
+    state.update_sampler(sampler="probability_flow", order=1)
+    state.update_sampler(sampler="annealed_langevin")
+    assert state.sampler.steps_per_level == 9 and state.sampler.corrector_steps == 4 and state.sampler.order == 1
+    before = (state.sampler.sampler, dict(state.sampler.per_sampler))
+    for bad, words in (
+        ({"snr": 0.0}, "snr"),
+        ({"snr": float("nan")}, "snr"),
+        ({"corrector_steps": -1}, "corrector_steps"),
+        ({"corrector_steps": 2.0}, "corrector_steps"),
+        ({"order": 3}, "order"),
+        ({"sampler": "probability_flow", "order": 3}, "order"),  # nothing changes, not even the sampler
+        ({"sampler": "magic"}, "unknown sampler"),
+        ({"resample_steps": True}, "resample_steps"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            state.update_sampler(**bad)
+        assert (state.sampler.sampler, state.sampler.per_sampler) == before
+    assert state.sampler.run_settings("sample") == state.sampler.settings()
+    state.update_sampler(sampler="predictor_corrector", resample_steps=5)
+    assert state.sampler.run_settings("inpaint").resample_steps == 5
+    assert state.sampler.run_settings("variation").resample_steps == 0  # RePaint is for inpainting only
+
+
 # ----------------------------------------------------------------------------- history
 
 
-def _entry(entry_id=None, status="finished", count=3, kind="sample", shape=(8, 8, 1)):
+def _entry(entry_id=None, status="finished", count=3, kind="sample", shape=(8, 8, 1), sampler=None):
     from desktop.history import HistoryEntry, RunSettings, new_entry_id
 
     levels = 4
@@ -467,7 +566,7 @@ def _entry(entry_id=None, status="finished", count=3, kind="sample", shape=(8, 8
         runtime="onnxruntime",
         image_shape=shape,
         seeds=tuple(range(10, 10 + count)),
-        settings=RunSettings("annealed_langevin", 5, 2e-5, True),
+        settings=RunSettings(sampler or SamplerSettings(5, 2e-5, True)),
         levels_done=levels if status == "finished" else 1,
         num_levels=levels,
         seconds=1.5,
@@ -496,7 +595,42 @@ def test_history_round_trip_on_disk(tmp_path):
     np.testing.assert_array_equal(inpainted.mask, mask)
     np.testing.assert_array_equal(inpainted.original, to_uint8(picture).astype(np.float32) / 255)
     assert reread.thumbnail(first.entry_id).shape[2] == 1 and reread.thumbnail(second.entry_id).shape[2] == 3
-    assert reread.entries[0].records()[1].seed == 11 and reread.entries[0].records()[1].denoise
+    assert reread.entries[0].records()[1].seed == 11 and reread.entries[0].records()[1].settings.denoise
+
+
+def test_history_keeps_the_sampler_and_refuses_hostile_sampler_settings(tmp_path):
+    from desktop.history import HISTORY_FORMAT, HISTORY_VERSION, EntryImages, History
+
+    folder = tmp_path / "h"
+    history = History(folder)
+    images = EntryImages(np.full((3, 8, 8, 1), 0.5, np.float32))
+    pc = history.add(
+        _entry(kind="inpaint", sampler=PC), EntryImages(images.images[:3], images.images[0], full_mask(8, 8))
+    )
+    flow = history.add(_entry(sampler=FLOW), images)
+    history.close()
+    reread = _reloaded(folder)
+    assert [e.settings.sampler_settings for e in reread.entries] == [PC, FLOW]
+    assert reread.entries[0].records()[0].settings == PC and "resampling 3" in reread.entries[0].describe()
+    raw = flow.to_dict()
+    old = {**raw, "id": "20240101T000000-0000000a", "settings": {"steps_per_level": 5, "epsilon": 2e-5, "denoise": True,
+                                                          "start_level": 0}}  # fmt: skip
+    hostile = [
+        {**raw, "settings": {**raw["settings"], "order": 3}},
+        {**raw, "settings": {**raw["settings"], "order": "2"}},
+        {**raw, "settings": {"sampler": "predictor_corrector", "corrector_steps": 2, "snr": -0.5, "start_level": 0}},
+        {**raw, "settings": {"sampler": "predictor_corrector", "corrector_steps": 2**31, "snr": 0.5, "start_level": 0}},
+        {**raw, "settings": {"sampler": "probability_flow", "start_level": 0}},
+    ]
+    index = {"format": HISTORY_FORMAT, "version": HISTORY_VERSION, "entries": [pc.to_dict(), raw, old, *hostile]}
+    (folder / "index.json").write_text(json.dumps(index))
+    history = History(folder)
+    assert history.load() == f"{len(hostile)} damaged history entries were skipped."
+    assert [e.entry_id for e in history.entries] == [pc.entry_id, flow.entry_id, old["id"]]
+    assert history.entries[2].settings.sampler_settings == SamplerSettings(
+        5, 2e-5, True
+    )  # no sampler: annealed Langevin
+    history.close()
 
 
 def test_history_is_bounded_in_count_and_bytes_and_deletes_what_it_drops(tmp_path, monkeypatch):

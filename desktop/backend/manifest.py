@@ -14,7 +14,14 @@ from export_format.endpoints import INPAINTING_ENDPOINTS, SAMPLING_ENDPOINTS
 from export_format.errors import ManifestError
 from export_format.manifest import Manifest
 
-__all__ = ["INPAINTING_ENDPOINTS", "SAMPLING_ENDPOINTS", "Manifest", "parse_manifest", "parse_manifest_text", "require_images"]
+__all__ = [
+    "INPAINTING_ENDPOINTS",
+    "SAMPLING_ENDPOINTS",
+    "Manifest",
+    "parse_manifest",
+    "parse_manifest_text",
+    "require_images",
+]
 
 
 def require_images(manifest: Manifest, source: str) -> Manifest:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from desktop.controller import Controller
 from desktop.imaging import MAX_DECODE_PIXELS, WORKING_SIDE
 from desktop.masks import PRESETS, full_mask, preset_mask
+from desktop.samplers import SETTING_LABELS, SETTING_TIPS
 from desktop.state import MAX_VARIANTS, AppState
 from desktop.widgets.file_dialogs import FileDialogs
 from desktop.widgets.mask_canvas import MaskCanvas, PictureView
@@ -34,6 +35,7 @@ from desktop.widgets.text import plain_label, shorten
 
 FIT_LABELS = {"crop": "Crop to fit", "stretch": "Stretch", "pad": "Pad (letterbox)"}
 PICTURE_FILTER = "Pictures (*.png *.jpg *.jpeg *.bmp)"
+MAX_RESAMPLE_STEPS = 100  # the spin box's top (RePaint uses 10; each repeat costs the level's calls again)
 PICTURE_HINT = "Open or drop a PNG, JPEG or BMP picture; it is made the model's size and channels."
 
 
@@ -129,6 +131,12 @@ class InpaintPanel(QWidget):
         self.variants = QSpinBox()
         self.variants.setRange(1, MAX_VARIANTS)
         self.variants.setToolTip("How many different fillings (or variations) to make: seeds seed, seed+1, ...")
+        # RePaint's resampling: a setting of the samplers that have it (predictor-corrector), inpainting only.
+        self.resample_label = QLabel(SETTING_LABELS["resample_steps"])
+        self.resample_steps = QSpinBox()
+        self.resample_steps.setRange(0, MAX_RESAMPLE_STEPS)
+        for widget in (self.resample_label, self.resample_steps):
+            widget.setToolTip(SETTING_TIPS["resample_steps"])
         self.inpaint_button = QPushButton("Inpaint")
         self.inpaint_button.setMinimumWidth(90)
         self.inpaint_button.setToolTip("Fill in the tinted pixels (Ctrl+Return)")
@@ -139,6 +147,8 @@ class InpaintPanel(QWidget):
         run_row = QHBoxLayout()
         run_row.addWidget(QLabel("Variants"))
         run_row.addWidget(self.variants)
+        run_row.addWidget(self.resample_label)
+        run_row.addWidget(self.resample_steps)
         run_row.addWidget(self.inpaint_button)
         run_row.addStretch(1)
         results_layout.addLayout(run_row)
@@ -166,6 +176,7 @@ class InpaintPanel(QWidget):
         self.invert_button.clicked.connect(self.invert_mask)
         self.preset.activated.connect(self._preset_chosen)
         self.variants.valueChanged.connect(self._variants_changed)
+        self.resample_steps.valueChanged.connect(self._resample_changed)
         self.inpaint_button.clicked.connect(controller.inpaint)
         state.inpaint_changed.connect(self.refresh)
         state.mask_changed.connect(self.refresh_undo)
@@ -233,8 +244,22 @@ class InpaintPanel(QWidget):
             self.variants.blockSignals(True)
             self.variants.setValue(state.sampler.variants)
             self.variants.blockSignals(False)
+        resampling = any(s.name == "resample_steps" for s in state.sampler.settings().kind.settings)
+        self.resample_label.setVisible(resampling)
+        self.resample_steps.setVisible(resampling)
+        if resampling and self.resample_steps.value() != state.sampler.resample_steps:
+            self.resample_steps.blockSignals(True)
+            self.resample_steps.setValue(state.sampler.resample_steps)
+            self.resample_steps.blockSignals(False)
         self.refresh_undo()
-        for widget in (self.clear_button, self.invert_button, self.preset, self.canvas, self.variants):
+        for widget in (
+            self.clear_button,
+            self.invert_button,
+            self.preset,
+            self.canvas,
+            self.variants,
+            self.resample_steps,
+        ):
             widget.setEnabled(idle and has_model)
         picture_idle = idle and has_model and not state.picture_loading
         self.open_button.setEnabled(picture_idle)
@@ -281,6 +306,12 @@ class InpaintPanel(QWidget):
     def _variants_changed(self, value: int) -> None:
         try:
             self.state.update_sampler(variants=value)
+        except ValueError:
+            self.refresh()
+
+    def _resample_changed(self, value: int) -> None:
+        try:
+            self.state.update_sampler(resample_steps=value)
         except ValueError:
             self.refresh()
 

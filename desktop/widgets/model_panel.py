@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from desktop.backend.manifest import Manifest
 from desktop.controller import Controller
+from desktop.samplers import settings_text, short_label
 from desktop.state import AppState
 from desktop.widgets.text import plain_label, set_tooltip, shorten
 
@@ -66,10 +67,15 @@ def details_text(manifest: Manifest) -> str:
         f"Data set: {manifest.dataset}",
         f"Image shape (H, W, C): {list(manifest.image_shape)}, value range {list(manifest.value_range)}",
         f"Noise levels L = {manifest.num_levels}: sigma_1 = {manifest.sigmas[0]:g} down to sigma_L = {manifest.sigmas[-1]:g}",
-        f"Recommended steps per level T = {sampler.steps_per_level}, epsilon = {sampler.epsilon:g} "
-        f"(alpha_i = epsilon * sigma_i^2 / sigma_L^2), final denoising step {'on' if sampler.denoise else 'off'}",
-        "Langevin step: " + CONVENTIONS.get(sampler.convention, f"{shorten(sampler.convention, 40)} convention"),
+        f"Samplers: {', '.join(short_label(name) for name in sampler.settings)}; default {short_label(sampler.default)}",
     ]
+    for name, settings in sampler.settings.items():
+        recommended = settings_text(settings, inpainting=True).removeprefix(short_label(name) + ", ")
+        lines.append(f"Recommended for {short_label(name)}: {recommended}")
+    lines.append(
+        "Langevin step (step size epsilon: alpha_i = epsilon * sigma_i^2 / sigma_L^2): "
+        + CONVENTIONS.get(sampler.convention, f"{shorten(sampler.convention, 40)} convention")
+    )
     if weights:
         lines.append("Weights: " + weights)
     if manifest.tolerance is not None:

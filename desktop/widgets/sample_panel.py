@@ -16,20 +16,16 @@ NO_MODEL_HINT = "Open a model (File > Open model, or drop it here), then press G
 
 
 def estimate_text(state: AppState, kind: str, first_level: int = 0) -> str:
-    """ "1,000 network calls (20 levels x 50 steps), about 12 s" for a run of `kind` now."""
-    manifest = state.manifest
-    if manifest is None:
+    """ "1,001 network calls per image (20 levels x 50 steps + 1), about 12 s" for a run of `kind` now."""
+    cost = state.cost(kind, first_level)
+    if cost is None:
         return ""
-    calls = state.network_calls(kind, first_level)
-    steps = state.sampler.steps_per_level
-    levels = manifest.num_levels - first_level
-    detail = f"{levels} levels \u00d7 {steps} steps" + (" + 1" if state.sampler.denoise else "")
     estimate = state.estimate(kind, first_level)
     if estimate is None:
         time_text = "time measured on the first run"
     else:
         time_text = ("about " if estimate.measured else "roughly ") + format_duration(estimate.seconds)
-    return f"{calls:,} network calls ({detail}), {time_text}"
+    return f"{cost.text()}, {time_text}"
 
 
 class SamplePanel(QWidget):

@@ -206,7 +206,7 @@ def test_estimate_before_generate_and_progress_during_the_run(qtbot, window, tin
     window.state.update_sampler(batch_size=4, steps_per_level=STEPS, denoise=True)
     calls = manifest.num_levels * STEPS + 1
     text = window.sample_panel.estimate.text()
-    assert text.startswith(f"{calls} network calls ({manifest.num_levels} levels \u00d7 {STEPS} steps + 1)")
+    assert text.startswith(f"{calls} network calls per image ({manifest.num_levels} levels \u00d7 {STEPS} steps + 1)")
     assert "roughly" in text  # only the one-image probe of the opening is known so far
     generate(qtbot, window)
     assert "about" in window.sample_panel.estimate.text()  # this batch size is measured now
@@ -361,6 +361,185 @@ def test_nothing_overlaps_at_800_by_600(qtbot, window, tiny_export, tmp_path):
     assert len(strip.entry_ids()) == 4
     width = min(strip.width(), 12 + 4 * CELL_WIDTH)
     strip.grab(QRect(0, 0, width, strip.height())).save(str(_screenshots() / "desktop_history.png"))
+
+
+# ----------------------------------------------------------------------------- samplers
+
+SAMPLER_CASES = (  # (sampler, its settings): cheap runs of every sampler the exporter writes
+    ("annealed_langevin", {"steps_per_level": STEPS, "denoise": True}),
+    ("predictor_corrector", {"corrector_steps": 1, "snr": 0.16}),
+    ("probability_flow", {"order": 1}),
+    ("probability_flow", {"order": 2}),
+)
+
+
+def _choose(qtbot, window, sampler: str) -> None:
+    """Pick `sampler` in the panel's method list, as a user does."""
+    method = window.sampler_panel.method
+    index = method.findData(sampler)
+    method.setCurrentIndex(index)
+    method.activated.emit(index)
+    assert window.state.sampler.sampler == sampler
+
+
+def test_every_sampler_generates_seeded_images_and_shows_its_cost(qtbot, window, tiny_export):
+    from export_format.settings import network_calls
+
+    open_model(qtbot, window, tiny_export)
+    state, panel, manifest = window.state, window.sampler_panel, window.state.manifest
+    assert state.available_samplers == tuple(manifest.sampler.samplers) and len(state.available_samplers) == 3
+    assert state.sampler.sampler == manifest.sampler.default  # the export's default sampler is chosen
+    assert state.sampler.settings("predictor_corrector") == manifest.sampler.defaults("predictor_corrector")
+    assert panel.method.isEnabled()
+    own_rows = {
+        "annealed_langevin": (panel.steps, panel.epsilon, panel.denoise),
+        "predictor_corrector": (panel.corrector_steps, panel.snr),
+        "probability_flow": (panel.order,),
+    }
+    images = {}
+    for sampler, values in SAMPLER_CASES:
+        _choose(qtbot, window, sampler)
+        state.update_sampler(**values)
+        for owner, rows in own_rows.items():  # only the chosen sampler's settings are shown
+            assert all(panel.form.isRowVisible(row) == (owner == sampler) for row in rows), (sampler, owner)
+        settings = state.sampler.settings()
+        calls = network_calls(sampler, manifest.num_levels, settings.for_role("sample"))
+        assert panel.cost.text().startswith(f"{calls} network call")  # the one counting rule, shown live
+        assert window.sample_panel.estimate.text().startswith(panel.cost.text())
+        first = generate(qtbot, window, seed=5, seed_mode="fixed", batch_size=3)
+        assert first.shape == (3, *manifest.image_shape) and np.isfinite(first).all()
+        assert len({image.tobytes() for image in first}) == 3  # three seeds, three images
+        np.testing.assert_array_equal(generate(qtbot, window), first)  # same seed, same images
+        alone = generate(qtbot, window, seed=6, batch_size=1)[0]
+        np.testing.assert_allclose(alone, first[1], atol=_stated_tolerance(manifest, first), rtol=0)  # per-image seeds
+        record = state.results["sample"].records[0]
+        assert record.settings == settings and state.history.entries[-1].settings.sampler_settings == settings
+        assert (
+            sampler.split("_")[0] in window.status_label.text().lower() or "done" in window.status_label.text().lower()
+        )
+        images[(sampler, values.get("order"))] = first
+    assert not np.array_equal(images[("probability_flow", 1)], images[("probability_flow", 2)])  # Euler is not Heun
+    assert not np.array_equal(images[("annealed_langevin", None)], images[("predictor_corrector", None)])
+
+
+def test_switching_samplers_keeps_each_ones_settings(qtbot, window, tiny_export):
+    open_model(qtbot, window, tiny_export)
+    state, panel = window.state, window.sampler_panel
+    _choose(qtbot, window, "annealed_langevin")
+    panel.steps.setValue(7)
+    _choose(qtbot, window, "predictor_corrector")
+    panel.corrector_steps.setValue(3)
+    panel.snr.setValue(0.25)
+    _choose(qtbot, window, "probability_flow")
+    panel.order.setCurrentIndex(panel.order.findData(1))
+    panel.order.activated.emit(panel.order.currentIndex())
+    _choose(qtbot, window, "predictor_corrector")
+    assert (panel.corrector_steps.value(), panel.snr.value()) == (3, 0.25)
+    assert (state.sampler.corrector_steps, state.sampler.snr) == (3, 0.25)
+    _choose(qtbot, window, "annealed_langevin")
+    assert panel.steps.value() == 7 and state.sampler.steps_per_level == 7 and state.sampler.order == 1
+    qtbot.mouseClick(panel.defaults, _left())  # every sampler back to the manifest's defaults; the method stays
+    assert state.sampler.sampler == "annealed_langevin"
+    assert state.sampler.per_sampler == {
+        name: state.manifest.sampler.defaults(name) for name in state.available_samplers
+    }
+
+
+def test_the_sampler_round_trips_through_png_and_history(qtbot, window, tiny_export, tmp_path):
+    open_model(qtbot, window, tiny_export)
+    state = window.state
+    state.update_sampler(sampler="predictor_corrector", corrector_steps=1, snr=0.3)
+    images = generate(qtbot, window, seed=30, seed_mode="fixed", batch_size=2)
+    written = window.controller.save_results("sample", tmp_path / "out")
+    entry = state.history.entries[-1]
+    state.update_sampler(sampler="probability_flow", corrector_steps=2, snr=0.6, seed=1)
+    state.set_result(None, "sample")
+    with qtbot.waitSignal(state.results_changed, timeout=30_000):
+        drop_files(qtbot, window, [written[1]])
+    assert (state.sampler.sampler, state.sampler.corrector_steps, state.sampler.snr, state.sampler.seed) == (
+        "predictor_corrector", 1, 0.3, 31,
+    )  # fmt: skip
+    assert "predictor\u2013corrector, 1 corrector step, signal-to-noise 0.3" in window.status_label.text()
+    again = generate(qtbot, window, batch_size=1)
+    with Image.open(written[1]) as saved:
+        difference = np.asarray(saved)[::32, ::32].astype(int) - np.round(np.clip(again[0, :, :, 0], 0, 1) * 255)
+        assert np.abs(difference).max() <= 1  # the dropped PNG's sampler remade its image
+    state.update_sampler(sampler="annealed_langevin", snr=0.9)
+    assert window.controller.restore_history(entry.entry_id)
+    assert (state.sampler.sampler, state.sampler.corrector_steps, state.sampler.snr) == ("predictor_corrector", 1, 0.3)
+    np.testing.assert_array_equal(state.results["sample"].images, np.round(np.clip(images, 0, 1) * 255) / 255)
+
+
+def test_inpainting_and_variations_use_the_chosen_sampler(qtbot, window, tiny_export, tmp_path):
+    from export_format.settings import network_calls
+
+    open_model(qtbot, window, tiny_export)
+    state, manifest, panel = window.state, window.state.manifest, window.inpaint_panel
+    window.tabs.setCurrentWidget(panel)
+    with qtbot.waitSignal(window.controller.picture_loaded, timeout=30_000):
+        drop_files(qtbot, window, [_digit_picture(tmp_path / "digit.png")])
+    panel.apply_preset("right half")
+    _choose(qtbot, window, "probability_flow")
+    assert not panel.resample_steps.isVisible()  # RePaint's resampling belongs to predictor-corrector
+    _choose(qtbot, window, "predictor_corrector")
+    assert panel.resample_steps.isVisible()
+    state.update_sampler(corrector_steps=1, snr=0.16, variants=2, seed=8, seed_mode="fixed")
+    panel.resample_steps.setValue(2)
+    calls = network_calls("predictor_corrector", manifest.num_levels, state.sampler.settings(), inpainting=True)
+    assert calls == 2 * 2 + 1 * 2 * 2 and panel.estimate.text().startswith(f"{calls} network calls per image")
+    assert window.sampler_panel.cost.text().startswith("4 network calls")  # sampling has no resampling
+    with qtbot.waitSignal(window.controller.run_finished, timeout=120_000):
+        qtbot.mouseClick(panel.inpaint_button, _left())
+    result = state.results["inpaint"]
+    known = np.array(state.mask, bool)
+    for variant in result.images:
+        assert np.isfinite(variant).all()
+        np.testing.assert_array_equal(variant[known], state.inpaint.fitted.image[known])
+    assert result.records[0].settings.resample_steps == 2 and "resampling 2" in result.records[0].describe()
+
+    _choose(qtbot, window, "probability_flow")  # variations: re-noised to the middle level, then the flow
+    images = generate(qtbot, window, seed=3, batch_size=2)
+    with qtbot.waitSignal(window.controller.run_finished, timeout=120_000):
+        assert window.controller.variations("sample", 0)
+    varied = state.results["sample"]
+    assert varied.kind == "variation" and varied.records[0].settings.sampler == "probability_flow"
+    assert np.isfinite(varied.images).all() and not np.array_equal(varied.images[0], varied.images[1])
+    assert np.abs(varied.images - images[0]).mean() < np.abs(images[1] - images[0]).mean()
+
+
+def _old_export(tiny_export: Path, target: Path) -> Path:
+    """A copy of the export as one written before the sampler choice: annealed Langevin only."""
+    from export_format.settings import SAMPLERS
+
+    shutil.copytree(tiny_export, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["sampler"]["settings"] = {"annealed_langevin": manifest["sampler"]["settings"]["annealed_langevin"]}
+    theirs = set(SAMPLERS["annealed_langevin"].endpoints.values()) | {"score"}
+    manifest["files"]["onnx"] = {k: v for k, v in manifest["files"]["onnx"].items() if k in theirs}
+    manifest["endpoints"] = {k: v for k, v in manifest["endpoints"].items() if k in theirs}
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return target
+
+
+def test_an_old_export_offers_annealed_langevin_only(qtbot, window, tiny_export, tmp_path):
+    old = _old_export(tiny_export, tmp_path / "old")
+    open_model(qtbot, window, tiny_export)
+    window.state.update_sampler(sampler="probability_flow", order=1, seed=2, seed_mode="fixed", batch_size=1)
+    generate(qtbot, window)
+    flow_png = window.controller.save_results("sample", tmp_path / "flow")[0]
+    open_model(qtbot, window, old)
+    state, panel = window.state, window.sampler_panel
+    assert state.available_samplers == ("annealed_langevin",) and state.sampler.sampler == "annealed_langevin"
+    assert not panel.method.isEnabled() and "Re-export" in panel.method.toolTip()
+    assert not panel.method.model().item(panel.method.findData("predictor_corrector")).isEnabled()
+    with pytest.raises(ValueError, match="not exported with predictor"):
+        state.update_sampler(sampler="predictor_corrector")
+    assert np.isfinite(generate(qtbot, window, steps_per_level=STEPS)).all()
+    statuses = []
+    window.controller.status.connect(statuses.append)
+    drop_files(qtbot, window, [flow_png])  # a PNG of another sampler: its seed, and the sampler stays
+    assert state.sampler.sampler == "annealed_langevin" and state.sampler.seed == 2
+    assert any("probability flow, which the open model does not have" in text for text in statuses), statuses
 
 
 # ----------------------------------------------------------------------------- inpainting

@@ -344,14 +344,14 @@ def test_nothing_overlaps_at_800_by_600(qtbot, window, tiny_export, tmp_path):
     window.state.update_sampler(variants=3, steps_per_level=STEPS)
     with qtbot.waitSignal(window.controller.run_finished, timeout=120_000):
         window.controller.inpaint()
-    for advanced in (False, True):  # the sampler's Advanced section closed and open
-        window.sampler_panel.advanced_button.setChecked(advanced)
+    for sampler in ("predictor_corrector", "probability_flow", "annealed_langevin"):  # each with its own rows
+        _choose(qtbot, window, sampler)
         for tab in (window.inpaint_panel, window.sample_panel):
             window.tabs.setCurrentWidget(tab)
             qtbot.wait(50)
             assert (window.width(), window.height()) == (800, 600), "the window cannot shrink to 800 x 600"
-            assert _overlaps(window) == [], (advanced, window.current_tab())
-            if not advanced:
+            assert _overlaps(window) == [], (sampler, window.current_tab())
+            if sampler == "annealed_langevin":
                 window.grab().save(str(_screenshots() / f"desktop_800x600_{window.current_tab()}.png"))
     from PySide6.QtCore import QRect
 
@@ -825,13 +825,13 @@ def test_screenshot_of_the_main_window_after_sampling(qtbot, window, tiny_export
     """The grid shows exactly the 16 samples, each cell the sample itself (not blank, not another image)."""
     open_model(qtbot, window, tiny_export)
     manifest = window.state.manifest
-    images = generate(
-        qtbot, window, seed=0, seed_mode="increment", batch_size=16, steps_per_level=manifest.sampler.steps_per_level
-    )
+    _choose(qtbot, window, "predictor_corrector")  # the export's defaults (C = 2, snr 0.6)
+    images = generate(qtbot, window, seed=0, seed_mode="increment", batch_size=16)
     # A short session for the picture: a cancelled run and a small batch in the history, then the grid back.
-    start_and_cancel(qtbot, window, steps_per_level=100_000, batch_size=9)
+    start_and_cancel(qtbot, window, sampler="annealed_langevin", steps_per_level=100_000, batch_size=9)
     generate(qtbot, window, batch_size=4, steps_per_level=manifest.sampler.steps_per_level)
     window.controller.restore_history(window.state.history.entries[0].entry_id)
+    assert window.state.sampler.sampler == "predictor_corrector"  # the grid's sampler came back with it
     images = window.state.results["sample"].images
     qtbot.wait(50)
     assert window.grab().save(str(_screenshots() / "main_window.png"))

@@ -46,7 +46,17 @@ TRAIN_RUNS = {
         "--steps", "30", "--warmup", "3",
     ],
 }  # fmt: skip
-SAMPLING_ARGS = ["--configs", "digits,mnist", "--batches", "1,16,64", "--steps-per-level", "2", "--levels", "3", "--bf16"]
+SAMPLING_ARGS = [
+    "--configs",
+    "digits,mnist",
+    "--batches",
+    "1,16,64",
+    "--steps-per-level",
+    "2",
+    "--levels",
+    "3",
+    "--bf16",
+]
 TRAIN_QUICK_RUNS = {"train_step_quick.json": ["--quick"]}
 SAMPLING_QUICK_ARGS = ["--quick"]
 # Reference PyTorch implementation (ermongroup/ncsn) on this CPU, fp32, 2 threads (issues 2 and 3).
@@ -204,7 +214,9 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], p
             cells += [""] * (len(header) - len(cells))
         else:
             cells = [
-                f"{100 * row[key]:+.1f}%" if key == "loop_overhead" and row.get(key) is not None else _cell(row.get(key))
+                f"{100 * row[key]:+.1f}%"
+                if key == "loop_overhead" and row.get(key) is not None
+                else _cell(row.get(key))
                 for key, _ in columns
             ]
             if with_peak:
@@ -402,7 +414,9 @@ def main(argv: list[str] | None = None) -> int:
         train_reports = [load_json(results / name) for name in train_runs]
         for report, (name, arguments) in zip(train_reports, train_runs.items(), strict=True):
             if report is not None:
-                report["_command"] = " ".join(["python -m benchmarks.train_step", *arguments, "--output", f"benchmarks/results/{name}"])
+                report["_command"] = " ".join(
+                    ["python -m benchmarks.train_step", *arguments, "--output", f"benchmarks/results/{name}"]
+                )
         sampling_report = load_json(sampling_path)
         if sampling_report is not None:
             sampling_args = SAMPLING_QUICK_ARGS if args.quick else SAMPLING_ARGS

@@ -81,14 +81,28 @@ def _eager_loop(model, images, seeds, sigmas, steps_per_level: int, epsilon: flo
     for level in range(len(sigmas)):
         indices = tf.fill([batch], level)
         for step in range(steps_per_level):
-            noise = portable_random.normal(seeds, shape, level * steps_per_level + step, portable_random.STREAM_LANGEVIN)
+            noise = portable_random.normal(
+                seeds, shape, level * steps_per_level + step, portable_random.STREAM_LANGEVIN
+            )
             images = langevin_step(model, images, indices, noise, float(drifts[level]), float(noise_stds[level]))
     return images
 
 
 def _bench_batch(
-    args: argparse.Namespace, name: str, batch: int, *, model, score_function, bf16_model, samplers, shape,
-    sigmas, steps_per_level: int, epsilon: float, convention: str, bf16_score=None,
+    args: argparse.Namespace,
+    name: str,
+    batch: int,
+    *,
+    model,
+    score_function,
+    bf16_model,
+    samplers,
+    shape,
+    sigmas,
+    steps_per_level: int,
+    epsilon: float,
+    convention: str,
+    bf16_score=None,
 ) -> list[dict[str, Any]]:
     """Rows for one batch size: every runtime's score call and full loop."""
     import tensorflow as tf
@@ -233,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--configs", default="digits,mnist,cifar10", help="comma-separated config names")
     parser.add_argument("--batches", default="1,16,64", help="comma-separated batch sizes")
-    parser.add_argument("--runtimes", default="eager,function,savedmodel,onnx", help="subset of eager,function,savedmodel,onnx")
+    parser.add_argument(
+        "--runtimes", default="eager,function,savedmodel,onnx", help="subset of eager,function,savedmodel,onnx"
+    )
     parser.add_argument("--steps-per-level", type=int, default=2, help="T (small: the networks are slow on CPU)")
     parser.add_argument("--levels", type=int, default=None, help="override the number of noise levels L")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median)")
@@ -241,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         "--bf16", action="store_true",
         help="also time a mixed_bfloat16 copy of the network (tf.function, and a bfloat16 SavedModel export)",
     )  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="tiny digits network (ngf 4), 2 levels, batch 2, T = 1: a smoke run")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny digits network (ngf 4), 2 levels, batch 2, T = 1: a smoke run"
+    )
     parser.add_argument("--workdir", help="benchmark this trained workdir's model instead of random weights")
     parser.add_argument("--export-dir", help="use this existing export for the SavedModel/onnxruntime timings")
     parser.add_argument(

@@ -74,7 +74,7 @@ SETTING_LABELS = {
     "corrector_steps": "Corrector steps",
     "snr": "Signal-to-noise",
     "resample_steps": "Resampling",
-    "order": "Method",
+    "order": "Solver",
 }
 SETTING_TIPS = {
     "steps_per_level": "More steps: better images, slower (T, Langevin steps at each noise level; the paper uses 100)",

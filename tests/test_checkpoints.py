@@ -187,7 +187,9 @@ def test_refinenet_checkpoint_of_another_ngf_is_a_checkpoint_error(tmp_path):
 
 def test_check_same_model_allows_run_settings_and_rejects_model_changes():
     saved = _toy_config()
-    checkpoints.check_same_model(saved, configs.apply_overrides(saved, ["training.steps=9", "training.log_every=3"]), "w")
+    checkpoints.check_same_model(
+        saved, configs.apply_overrides(saved, ["training.steps=9", "training.log_every=3"]), "w"
+    )
     checkpoints.check_same_model(saved, configs.apply_overrides(saved, ["training.learning_rate=1e-4"]), "w")
     for change in ("model.mlp_hidden=32", "noise.num_levels=3", "noise.sigma_min=0.5", "training.ema_rate=0.9"):
         with pytest.raises(CheckpointError, match="conflicts"):
@@ -218,7 +220,10 @@ def test_checkpoints_are_found_by_listing_the_folder_not_only_the_state_file(tmp
     assert tf.train.latest_checkpoint(str(folder)) is None
     assert checkpoints.latest_checkpoint(folder) == prefixes[1]
     assert checkpoints.load_for_inference(tmp_path)[2] == 10
-    assert checkpoints.list_checkpoints(tmp_path / "absent") == [] and checkpoints.latest_checkpoint(tmp_path / "absent") is None
+    assert (
+        checkpoints.list_checkpoints(tmp_path / "absent") == []
+        and checkpoints.latest_checkpoint(tmp_path / "absent") is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -257,11 +262,17 @@ def test_repaired_state_lets_the_manager_rotate_every_checkpoint_and_only_after_
     config = _toy_config()
     model = build_score_model(config)
     step = tf.Variable(10, dtype=tf.int64)
-    manager = tf.train.CheckpointManager(checkpoints.make_checkpoint(model, step=step), str(folder), max_to_keep=3, checkpoint_name="ckpt")
+    manager = tf.train.CheckpointManager(
+        checkpoints.make_checkpoint(model, step=step), str(folder), max_to_keep=3, checkpoint_name="ckpt"
+    )
     assert manager.checkpoints == [str(folder / f"ckpt-{n}") for n in (8, 2, 4, 6)]  # nothing deleted on construction
     assert len(glob.glob(str(folder / "ckpt-*.index"))) == 4
     manager.save(checkpoint_number=10)
-    assert sorted(os.path.basename(p) for p in glob.glob(str(folder / "ckpt-*.index"))) == ["ckpt-10.index", "ckpt-4.index", "ckpt-6.index"]
+    assert sorted(os.path.basename(p) for p in glob.glob(str(folder / "ckpt-*.index"))) == [
+        "ckpt-10.index",
+        "ckpt-4.index",
+        "ckpt-6.index",
+    ]
 
 
 def test_remove_save_leftovers_removes_only_what_a_killed_save_leaves(tmp_path):
@@ -283,7 +294,10 @@ def test_remove_save_leftovers_removes_only_what_a_killed_save_leaves(tmp_path):
     }
     for path, text in keep.items():
         path.write_text(text)
-    before = {p: open(p, "rb").read() for p in glob.glob(str(folder / "ckpt-[24].*")) + [str(folder / "checkpoint"), str(tmp_path / "config.json")]}
+    before = {
+        p: open(p, "rb").read()
+        for p in glob.glob(str(folder / "ckpt-[24].*")) + [str(folder / "checkpoint"), str(tmp_path / "config.json")]
+    }
 
     removed = checkpoints.remove_save_leftovers(tmp_path)
 

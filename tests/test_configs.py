@@ -98,7 +98,10 @@ def test_folder_dataset_needs_a_path():
         configs.apply_overrides(configs.digits(), ["data.dataset=folder"])
     config = configs.apply_overrides(configs.digits(), ["data.dataset=folder", "data.path=/some/images"])
     assert config.data.path == "/some/images"
-    assert configs.apply_overrides(configs.digits(), ["data.dataset=tfds:fashion_mnist"]).data.dataset == "tfds:fashion_mnist"
+    assert (
+        configs.apply_overrides(configs.digits(), ["data.dataset=tfds:fashion_mnist"]).data.dataset
+        == "tfds:fashion_mnist"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(configs.CONFIGS))
@@ -207,7 +210,12 @@ def test_the_ends_of_every_range_are_accepted():
         configs.get_config("digits"),
         ["training.seed=0", "data.image_size=2", "training.steps=2147483647", "training.batch_size=1e3"],
     )
-    assert (config.training.seed, config.data.image_size, config.training.steps, config.training.batch_size) == (0, 2, 2**31 - 1, 1000)
+    assert (config.training.seed, config.data.image_size, config.training.steps, config.training.batch_size) == (
+        0,
+        2,
+        2**31 - 1,
+        1000,
+    )
     assert configs.apply_overrides(config, ["training.seed=4294967295"]).training.seed == 2**32 - 1
     # The toy data have no image size: it is not checked there.
     assert configs.apply_overrides(configs.get_config("toy"), ["data.image_size=3"]).data.image_size == 3

@@ -176,5 +176,7 @@ def test_two_worker_processes_on_loopback_agree_with_each_other_and_one_device(t
     # And they took the same steps as one device on the same global batch.
     config = configs.apply_overrides(configs.get_config("toy"), [*TOY, "training.strategy=default"])
     single = trainer.train(config, tmp_path / "single", progress=False, write_final_samples=False)
-    difference = max(float(np.abs(chief[n] - w.numpy()).max()) for n, w in zip(names, single.model.weights, strict=True))
+    difference = max(
+        float(np.abs(chief[n] - w.numpy()).max()) for n, w in zip(names, single.model.weights, strict=True)
+    )
     assert difference <= TOLERANCE

@@ -44,7 +44,9 @@ def test_export_layout_manifest_and_embedded_copies(digits_export_dir):
     assert manifest["format"] == "ncsn-tf-export" and manifest["format_version"] == 2
     assert manifest["name"] == "digits_tiny" and manifest["dataset"] == "digits"
     assert manifest["image_shape"] == [8, 8, 1] and manifest["channels"] == 1 and manifest["value_range"] == [0.0, 1.0]
-    assert manifest["num_levels"] == 2 and len(manifest["sigmas"]) == 2 and manifest["sigmas"][0] > manifest["sigmas"][1]
+    assert (
+        manifest["num_levels"] == 2 and len(manifest["sigmas"]) == 2 and manifest["sigmas"][0] > manifest["sigmas"][1]
+    )
     assert manifest["sampler"] == {
         "default": "annealed_langevin", "convention": "code",
         "settings": {"annealed_langevin": {"steps_per_level": 5, "epsilon": 2e-05, "denoise": False},
@@ -201,7 +203,10 @@ def test_python_api_rejects_bad_inputs_with_clear_errors(digits_samplers):
         ({"steps_per_level": 0}, r"steps_per_level \(steps per level\) must be an integer in \[1, 100000\], got 0"),
         ({"steps_per_level": 1.9}, r"must be an integer in \[1, 100000\], got 1.9 \(float\)"),  # not silently 1
         ({"steps_per_level": True}, r"must be an integer .*, got True"),
-        ({"steps_per_level": 110_000_000}, r"must be an integer in \[1, 100000\], got 110000000"),  # never unsampled noise
+        (
+            {"steps_per_level": 110_000_000},
+            r"must be an integer in \[1, 100000\], got 110000000",
+        ),  # never unsampled noise
         ({"epsilon": 1e40}, r"epsilon \(step size\) must be a finite number in \(0, 1\], got 1e\+40"),
         ({"epsilon": float("nan")}, r"epsilon .* got nan"),
         ({"epsilon": 0.0}, r"epsilon .* got 0.0"),
@@ -245,7 +250,9 @@ def test_a_diverging_chain_is_a_one_line_error_not_silent_nan(gaussian_export_di
     sampler = export_format.load(gaussian_export_dir, name)
     finite = sampler.sample([0, 1], steps_per_level=3)  # the export's epsilon (2e-5): fine
     assert np.isfinite(finite).all()
-    with pytest.raises(DivergedError, match=r"sampling diverged: 2 of 2 images became non-finite with epsilon 1; reduce epsilon"):
+    with pytest.raises(
+        DivergedError, match=r"sampling diverged: 2 of 2 images became non-finite with epsilon 1; reduce epsilon"
+    ):
         sampler.sample([0, 1], steps_per_level=100, epsilon=1.0)
     chunks = sampler.iter_sample([0], levels_per_chunk=1, epsilon=1.0, steps_per_level=100)
     with pytest.raises(DivergedError):  # a chunked run stops at the first chunk that diverged

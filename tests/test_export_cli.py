@@ -34,7 +34,9 @@ def test_two_good_workdirs_and_a_corrupt_one(tmp_path, capsys):
     index.write_bytes(b"not a checkpoint index" * 4)
     out = tmp_path / "exports"
 
-    code = cli.main([str(runs / "toy_*"), str(corrupt), "--out", str(out), "--format", "both", "--steps-per-level", "7"])
+    code = cli.main(
+        [str(runs / "toy_*"), str(corrupt), "--out", str(out), "--format", "both", "--steps-per-level", "7"]
+    )
 
     captured = capsys.readouterr()
     assert code == 1
@@ -133,7 +135,9 @@ def test_steps_per_level_7_is_the_default_of_every_reader(digits_workdir, tmp_pa
     assert np.abs(images - sampler.sample(seeds, steps_per_level=5)).max() > 1e-4  # really 7, not the config's 5
     backend = open_backend(export_dir, "tensorflow")
     assert backend.files.manifest.sampler.steps_per_level == 7  # what the app starts from
-    with pytest.raises(RuntimeMissingError, match="has no ONNX files; open it with TensorFlow or re-export with --format both") as caught:
+    with pytest.raises(
+        RuntimeMissingError, match="has no ONNX files; open it with TensorFlow or re-export with --format both"
+    ) as caught:
         open_backend(export_dir, "onnxruntime")  # no silent switch to TensorFlow
     assert caught.value.wanted == "onnxruntime" and caught.value.available == ("tensorflow",)
 

@@ -42,7 +42,9 @@ def version2(**changes):
 
 def version1(**changes):
     """A version-1 manifest (before the sampler block named its samplers), as users have them."""
-    data = version2(format_version=1, sampler={"steps_per_level": 7, "epsilon": 2e-5, "convention": "paper", "denoise": True})
+    data = version2(
+        format_version=1, sampler={"steps_per_level": 7, "epsilon": 2e-5, "convention": "paper", "denoise": True}
+    )
     data.update(changes)
     return data
 
@@ -67,7 +69,9 @@ def test_importing_the_contract_imports_no_framework_in_a_fresh_process():
         "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))\n"
     )
     env = {**os.environ, "PYTHONPATH": ROOT}
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
 
@@ -167,7 +171,9 @@ def test_each_manifest_error_is_one_line_naming_the_file_the_key_and_what_to_do(
         manifest_io.parse(data, SOURCE)
     text = str(caught.value)
     assert message in text and text.startswith(SOURCE) and "\n" not in text, text
-    assert any(todo in text for todo in ("re-export", "update ncsn-tf", "open a folder", "not a model the exporter wrote")), text
+    assert any(
+        todo in text for todo in ("re-export", "update ncsn-tf", "open a folder", "not a model the exporter wrote")
+    ), text
 
 
 def test_samplers_a_reader_does_not_know_are_skipped_not_offered():
@@ -176,7 +182,9 @@ def test_samplers_a_reader_does_not_know_are_skipped_not_offered():
     data["endpoints"]["stochastic_heun_sample"] = {"inputs": {}, "outputs": {}}
     data["files"]["onnx"]["stochastic_heun_sample"] = "onnx/stochastic_heun_sample.onnx"
     manifest = manifest_io.parse(data, SOURCE)
-    assert list(manifest.sampler.settings) == ["annealed_langevin"] and "stochastic_heun_sample" not in manifest.files.onnx
+    assert (
+        list(manifest.sampler.settings) == ["annealed_langevin"] and "stochastic_heun_sample" not in manifest.files.onnx
+    )
 
 
 def test_an_endpoint_table_unlike_the_contract_is_refused():
@@ -244,8 +252,16 @@ def test_settings_accept_numpy_scalars_and_return_plain_values():
     assert checked == SamplerSettings(7, 0.5, True)
     assert type(checked.steps_per_level) is int and type(checked.epsilon) is float and type(checked.denoise) is bool
     inputs = checked.inputs()
-    assert list(inputs) == ["steps_per_level", "epsilon", "denoise"] == [s.name for s in SAMPLERS["annealed_langevin"].settings]
-    assert inputs["steps_per_level"].dtype == np.int32 and inputs["epsilon"].dtype == np.float32 and inputs["denoise"].shape == ()
+    assert (
+        list(inputs)
+        == ["steps_per_level", "epsilon", "denoise"]
+        == [s.name for s in SAMPLERS["annealed_langevin"].settings]
+    )
+    assert (
+        inputs["steps_per_level"].dtype == np.int32
+        and inputs["epsilon"].dtype == np.float32
+        and inputs["denoise"].shape == ()
+    )
 
 
 def test_levels_times_steps_must_fit_the_int32_loop_counters():
@@ -254,7 +270,9 @@ def test_levels_times_steps_must_fit_the_int32_loop_counters():
     bound = limits.max_steps_per_level(levels)
     assert bound < MAX_STEPS_PER_LEVEL and levels * (bound + 1) < limits.MAX_LOOP_ITERATIONS
     SamplerSettings(bound, 1e-5, False).validate(num_levels=levels)  # at the bound: fine
-    with pytest.raises(ExportInputError, match=rf"more loop iterations than the graphs' int32 counters hold .*use at most {bound:,}"):
+    with pytest.raises(
+        ExportInputError, match=rf"more loop iterations than the graphs' int32 counters hold .*use at most {bound:,}"
+    ):
         SamplerSettings(bound + 1, 1e-5, False).validate(num_levels=levels)
     assert limits.max_steps_per_level(20) * 20 < 2**31 - 1
 
@@ -263,7 +281,9 @@ def test_manifest_settings_resolve_defaults_then_settings_then_overrides():
     manifest = manifest_io.parse(version2(), SOURCE)
     assert manifest.sampler_settings() == SamplerSettings(7, 2e-5, False)
     assert manifest.sampler_settings(SamplerSettings(epsilon=1e-5)) == SamplerSettings(7, 1e-5, False)
-    assert manifest.sampler_settings(SamplerSettings(epsilon=1e-5), steps_per_level=3) == SamplerSettings(3, 1e-5, False)
+    assert manifest.sampler_settings(SamplerSettings(epsilon=1e-5), steps_per_level=3) == SamplerSettings(
+        3, 1e-5, False
+    )
     assert manifest.sampler_settings(denoise=None) == SamplerSettings(7, 2e-5, False)  # None = the default
     with pytest.raises(ExportInputError, match="unknown sampler setting"):
         manifest.sampler_settings(eps=1e-5)
@@ -303,7 +323,9 @@ def test_locate_lists_only_present_files_and_names_missing_runtimes(tmp_path):
     files = locate(folder)
     assert files.runtimes() == ["onnxruntime"] and not files.can_inpaint("onnxruntime")
     assert locate(folder / "manifest.json").manifest == files.manifest
-    with pytest.raises(RuntimeMissingError, match="has no SavedModel; open it with ONNX Runtime or re-export with --format both") as caught:
+    with pytest.raises(
+        RuntimeMissingError, match="has no SavedModel; open it with ONNX Runtime or re-export with --format both"
+    ) as caught:
         files.require("tensorflow")
     assert caught.value.wanted == "tensorflow" and caught.value.available == ("onnxruntime",)
     with pytest.raises(ValueError, match="unknown runtime"):
@@ -324,7 +346,10 @@ def test_locate_refuses_symlinks_out_of_the_folder(tmp_path):
     (outside / "sample.onnx").write_bytes(b"")
     os.symlink(outside, folder / "onnx" / "link", target_is_directory=True)
     (folder / "manifest.json").write_text(json.dumps(version2(files={"onnx": {"sample": "onnx/link/sample.onnx"}})))
-    with pytest.raises(UnsafeExportError, match=r"files.onnx.sample = 'onnx/link/sample.onnx' resolves through a symlink to .*, outside the export folder"):
+    with pytest.raises(
+        UnsafeExportError,
+        match=r"files.onnx.sample = 'onnx/link/sample.onnx' resolves through a symlink to .*, outside the export folder",
+    ):
         locate(folder)
     inside = folder / "real.onnx"
     inside.write_bytes(b"")

@@ -83,7 +83,9 @@ def test_an_onnx_file_symlinked_out_of_the_export_is_refused_by_every_loader(exp
     outside = tmp_path / "elsewhere.onnx"
     shutil.move(export_copy / "onnx" / "sample_levels.onnx", outside)  # a working file, outside the folder
     os.symlink(outside, export_copy / "onnx" / "sample_levels.onnx")
-    refused_by_every_loader(export_copy, "onnxruntime", "files.onnx.sample_levels = 'onnx/sample_levels.onnx' resolves through a symlink")
+    refused_by_every_loader(
+        export_copy, "onnxruntime", "files.onnx.sample_levels = 'onnx/sample_levels.onnx' resolves through a symlink"
+    )
 
 
 def test_a_savedmodel_folder_symlinked_out_of_the_export_is_refused_by_every_loader(export_copy, tmp_path):

@@ -37,7 +37,12 @@ CASES = {
     "toy": ("toy", None, ["--steps-per-level", "3"], {"steps_per_level": 3}),
     "digits-flow": ("digits", "probability_flow", ["--order", "1"], {"order": 1}),
     "digits-pc": ("digits", "predictor_corrector", [], {}),  # the export's defaults
-    "toy-pc": ("toy", "predictor_corrector", ["--corrector-steps", "1", "--snr", "0.2"], {"corrector_steps": 1, "snr": 0.2}),
+    "toy-pc": (
+        "toy",
+        "predictor_corrector",
+        ["--corrector-steps", "1", "--snr", "0.2"],
+        {"corrector_steps": 1, "snr": 0.2},
+    ),
     "toy-heun": ("toy", "probability_flow", [], {}),
 }
 

@@ -56,11 +56,40 @@ LEVELS = 21_475  # a long ladder: its int32 call budget (max_steps_per_level) is
 BUDGET = export_format.limits.max_steps_per_level(LEVELS)
 EDGES = {
     "predictor_corrector": [
-        *({"corrector_steps": c, "snr": 0.16} for c in (-1, 0, 1, 1.0, 1.5, True, "1", np.int64(3), BUDGET - 1, BUDGET)),
-        *({"corrector_steps": 1, "snr": r} for r in (0.0, -0.1, 1e-30, 0.16, 5.0, True, "0.2", np.float32(0.3),
-                                                      float("nan"), float("inf"), 1e300, 2 + 0j)),  # fmt: skip
-        *({"corrector_steps": c, "snr": 0.16, "resample_steps": u} for c, u in
-          ((0, -1), (0, 0), (1, 2), (1, 1.5), (BUDGET // 2 - 1, 1), (BUDGET // 2, 1), (0, BUDGET - 1), (0, BUDGET))),
+        *(
+            {"corrector_steps": c, "snr": 0.16}
+            for c in (-1, 0, 1, 1.0, 1.5, True, "1", np.int64(3), BUDGET - 1, BUDGET)
+        ),
+        *(
+            {"corrector_steps": 1, "snr": r}
+            for r in (
+                0.0,
+                -0.1,
+                1e-30,
+                0.16,
+                5.0,
+                True,
+                "0.2",
+                np.float32(0.3),
+                float("nan"),
+                float("inf"),
+                1e300,
+                2 + 0j,
+            )
+        ),  # fmt: skip
+        *(
+            {"corrector_steps": c, "snr": 0.16, "resample_steps": u}
+            for c, u in (
+                (0, -1),
+                (0, 0),
+                (1, 2),
+                (1, 1.5),
+                (BUDGET // 2 - 1, 1),
+                (BUDGET // 2, 1),
+                (0, BUDGET - 1),
+                (0, BUDGET),
+            )
+        ),
     ],
     "probability_flow": [{"order": order} for order in (0, 1, 2, 3, -1, 1.0, 2.5, True, "2", np.int32(1))],
 }
@@ -148,9 +177,18 @@ def manifest_with(samplers, default=None, **changes):
 def test_a_version_2_manifest_without_the_new_samplers_reads_as_before():
     manifest = manifest_io.parse(manifest_with(["annealed_langevin"]), SOURCE)
     assert manifest.sampler.samplers == ("annealed_langevin",)
-    assert list(manifest.endpoints) == ["sample", "initial_images", "sample_levels", "inpaint", "inpaint_levels", "score"]
+    assert list(manifest.endpoints) == [
+        "sample",
+        "initial_images",
+        "sample_levels",
+        "inpaint",
+        "inpaint_levels",
+        "score",
+    ]
     assert manifest.sampler.steps_per_level == 7 and manifest.sampler.epsilon == 2e-5  # the version-1 names
-    with pytest.raises(ExportInputError, match="this export has no 'probability_flow' sampler; it has: annealed_langevin"):
+    with pytest.raises(
+        ExportInputError, match="this export has no 'probability_flow' sampler; it has: annealed_langevin"
+    ):
         manifest.sampler_settings(sampler="probability_flow")
 
 
@@ -327,7 +365,9 @@ def test_an_export_of_one_sampler_holds_only_its_endpoints(tmp_path):
         assert runner.files.runtimes() == list(RUNTIMES) and runner.files.samplers(name) == ["probability_flow"]
         images = runner.sample([0, 1])  # the default: probability flow, Euler
         np.testing.assert_array_equal(images, runner.sample([0, 1], sampler="probability_flow", order=1))
-        with pytest.raises(ExportInputError, match="this export has no 'annealed_langevin' sampler; it has: probability_flow"):
+        with pytest.raises(
+            ExportInputError, match="this export has no 'annealed_langevin' sampler; it has: probability_flow"
+        ):
             runner.sample([0], sampler="annealed_langevin")
         runner.close()
 

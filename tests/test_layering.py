@@ -39,7 +39,9 @@ def tree_copy(tmp_path_factory) -> Path:
     """The packages' Python files and setup.cfg, copied."""
     root = tmp_path_factory.mktemp("tree")
     for package in PACKAGES:
-        shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__", "*.npz", "*.png", "*.json"))
+        shutil.copytree(
+            ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__", "*.npz", "*.png", "*.json")
+        )
     shutil.copy(ROOT / "setup.cfg", root / "setup.cfg")
     return root
 

@@ -123,7 +123,7 @@ def test_exported_loops_carry_only_the_sampler_state(digits_export_dir, name):
     for _, loop in loops:
         (body,) = [attribute.g for attribute in loop.attribute if attribute.name == "body"]
         carried_in = [value.name for value in body.input[2:]]
-        carried_out = [value.name for value in body.output[1:1 + len(carried_in)]]
+        carried_out = [value.name for value in body.output[1 : 1 + len(carried_in)]]
         unchanged = [name for name, out in zip(carried_in, carried_out, strict=True) if name == out]
         assert not unchanged, f"{len(unchanged)} values pass unchanged through the loop of {name}.onnx"
         assert len(carried_in) < 20, f"{len(carried_in)} loop-carried values in {name}.onnx"

@@ -122,7 +122,9 @@ def test_onnx_runtime_reproduces_the_words_bit_for_bit():
     tf2onnx = pytest.importorskip("tf2onnx")
     onnxruntime = pytest.importorskip("onnxruntime")
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="seeds"), tf.TensorSpec([], tf.int32, name="step")])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.int32, name="seeds"), tf.TensorSpec([], tf.int32, name="step")]
+    )
     def draw(seeds, step):
         return {
             "bits": portable_random.random_bits(seeds, (3, 3, 2), step, 1),
@@ -134,7 +136,11 @@ def test_onnx_runtime_reproduces_the_words_bit_for_bit():
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     seeds = np.array([0, 1, -1, 2**31 - 1, 987654321], np.int32)
     outputs = dict(
-        zip([o.name for o in session.get_outputs()], session.run(None, {"seeds": seeds, "step": np.array(41, np.int32)}), strict=True)
+        zip(
+            [o.name for o in session.get_outputs()],
+            session.run(None, {"seeds": seeds, "step": np.array(41, np.int32)}),
+            strict=True,
+        )
     )
     expected = {name: value.numpy() for name, value in draw(tf.constant(seeds), tf.constant(41)).items()}
     assert np.array_equal(outputs["bits"], expected["bits"])

@@ -44,8 +44,11 @@ def test_report_states_each_goal_and_whether_it_is_met(tmp_path):
 
     text = out.read_text()
     assert (tmp_path / "REPORT_steps.png").stat().st_size > 1000
-    goals = {line.split("|")[1].strip() + " / " + line.split("|")[2].strip(): line.split("|")[5].strip()
-             for line in text.splitlines() if line.startswith("| ") and line.count("|") == 6 and "goal" not in line}
+    goals = {
+        line.split("|")[1].strip() + " / " + line.split("|")[2].strip(): line.split("|")[5].strip()
+        for line in text.splitlines()
+        if line.startswith("| ") and line.count("|") == 6 and "goal" not in line
+    }
     assert goals["training float32 >= 1x PyTorch / mnist batch 128"] == "**no**"
     assert goals["training mixed_bfloat16 >= 1.5x PyTorch / mnist batch 128"] == "**no**"
     assert goals["training float32 >= 1x PyTorch / mnist batch 32"] == "yes"

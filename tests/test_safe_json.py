@@ -10,7 +10,7 @@ from export_format import safe_json
 
 
 def test_parses_plain_documents_and_ignores_brackets_inside_strings():
-    text = json.dumps({"a": [1, {"b": "[[[[{{{{ \\\" ]]"}], "c": None})
+    text = json.dumps({"a": [1, {"b": '[[[[{{{{ \\" ]]'}], "c": None})
     assert safe_json.loads(text, source="doc.json") == json.loads(text)
     assert safe_json.nesting_depth(text.encode()) == 3
 

@@ -342,11 +342,20 @@ def test_inpainting_chunk_ends_with_the_known_pixels_at_the_levels_noise(toy_mod
     start = sampling.start_images("predictor_corrector", seeds, (2,), TOY_SIGMAS, value_range=TOY_RANGE)
     last, repeats = 4, 3
     out = sampling.predictor_corrector(
-        toy_model, start, seeds, TOY_SIGMAS, last_level=last, known_images=KNOWN, masks=MASKS, resample_steps=repeats - 1
+        toy_model,
+        start,
+        seeds,
+        TOY_SIGMAS,
+        last_level=last,
+        known_images=KNOWN,
+        masks=MASKS,
+        resample_steps=repeats - 1,
     ).numpy()
     z = portable_random.normal(seeds, (2,), last * repeats, portable_random.STREAM_INPAINT).numpy()
     np.testing.assert_allclose(out[:, 0], KNOWN[:, 0] + TOY_SIGMAS[last] * z[:, 0], rtol=1e-6)
-    flow = sampling.probability_flow(toy_model, start, seeds, TOY_SIGMAS, last_level=last, known_images=KNOWN, masks=MASKS)
+    flow = sampling.probability_flow(
+        toy_model, start, seeds, TOY_SIGMAS, last_level=last, known_images=KNOWN, masks=MASKS
+    )
     z = portable_random.normal(seeds, (2,), 0, portable_random.STREAM_INPAINT).numpy()  # one z for the whole flow
     np.testing.assert_allclose(flow.numpy()[:, 0], KNOWN[:, 0] + TOY_SIGMAS[last] * z[:, 0], rtol=1e-6)
 
@@ -425,9 +434,18 @@ BAD_SETTINGS = [
     (dict(sampler="probability_flow", snr=0.16), "unknown setting 'snr' for probability_flow"),
     (dict(sampler="annealed_langevin", steps_per_level=5), "annealed_langevin needs epsilon"),
     (dict(sampler="annealed_langevin", steps_per_level=1.9, epsilon=0.1), "steps_per_level must be an integer"),
-    (dict(sampler="annealed_langevin", steps_per_level=2, epsilon=0.1, final_denoise="false"), "final_denoise must be True or False"),
-    (dict(sampler="annealed_langevin", steps_per_level=2, epsilon=0.1, final_denoise=1), "final_denoise must be True or False"),
-    (dict(sampler="annealed_langevin", steps_per_level=2, epsilon=0.1, convention="torch"), "unknown Langevin convention"),
+    (
+        dict(sampler="annealed_langevin", steps_per_level=2, epsilon=0.1, final_denoise="false"),
+        "final_denoise must be True or False",
+    ),
+    (
+        dict(sampler="annealed_langevin", steps_per_level=2, epsilon=0.1, final_denoise=1),
+        "final_denoise must be True or False",
+    ),
+    (
+        dict(sampler="annealed_langevin", steps_per_level=2, epsilon=0.1, convention="torch"),
+        "unknown Langevin convention",
+    ),
     (dict(sampler="annealed_langevin", steps_per_level=2, epsilon=-1.0), "epsilon must be a finite number > 0"),
     (dict(sampler="probability_flow", first_level=1.5), "first_level must be an integer"),
     (dict(sampler="probability_flow", first_level=3, last_level=2), "level range"),
@@ -496,7 +514,15 @@ def test_annealed_plan_clamps_so_the_counters_never_wrap(steps):
 
 @pytest.mark.parametrize(
     ("corrector_steps", "resample_steps"),
-    [(BOUND - 1, 0), (BOUND, 0), (2**31 - 1, 0), (0, BOUND - 1), (0, 2**31 - 1), (1000, 1_000_000), (2**31 - 1, 2**31 - 1)],
+    [
+        (BOUND - 1, 0),
+        (BOUND, 0),
+        (2**31 - 1, 0),
+        (0, BOUND - 1),
+        (0, 2**31 - 1),
+        (1000, 1_000_000),
+        (2**31 - 1, 2**31 - 1),
+    ],
 )
 def test_predictor_corrector_plan_clamps_so_the_counters_never_wrap(corrector_steps, resample_steps):
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32)] * 3)

@@ -32,9 +32,15 @@ SCALAR_SPECS = {
 # (sampler, graph inputs beside the chunk, inpainting, settings runs to compare)
 CASES = {
     "annealed_langevin": (("steps_per_level", "epsilon"), False, [dict(steps_per_level=3, epsilon=0.1)]),
-    "predictor_corrector": (("corrector_steps", "snr"), False, [dict(corrector_steps=0, snr=0.16), dict(corrector_steps=2, snr=0.1)]),
+    "predictor_corrector": (
+        ("corrector_steps", "snr"),
+        False,
+        [dict(corrector_steps=0, snr=0.16), dict(corrector_steps=2, snr=0.1)],
+    ),
     "predictor_corrector_inpaint": (
-        ("corrector_steps", "snr", "resample_steps"), True, [dict(corrector_steps=1, snr=0.1, resample_steps=2)]
+        ("corrector_steps", "snr", "resample_steps"),
+        True,
+        [dict(corrector_steps=1, snr=0.1, resample_steps=2)],
     ),
     "probability_flow_inpaint": (("order",), True, [dict(order=1), dict(order=2)]),
     "probability_flow": (("order",), False, [dict(order=2)]),
@@ -51,7 +57,10 @@ def _endpoint(model, sampler, names, inpainting):
         *(SCALAR_SPECS[name] for name in names),
     ]
     if inpainting:
-        specs += [tf.TensorSpec([None, 2], tf.float32, name="known_images"), tf.TensorSpec([None, 2], tf.float32, name="masks")]
+        specs += [
+            tf.TensorSpec([None, 2], tf.float32, name="known_images"),
+            tf.TensorSpec([None, 2], tf.float32, name="masks"),
+        ]
 
     def body(images, seeds, first_level, last_level, *rest):
         settings = dict(zip(names, rest[: len(names)], strict=True))
@@ -104,7 +113,9 @@ def test_sampler_loop_runs_in_onnxruntime_like_tensorflow(model, case):
     assert not list(_loops(body)), "nested loop in the body"
     # The mixture score's logsumexp is the body's only ReduceMax: the network is in the Loop body once.
     assert list(_op_types(body)).count("ReduceMax") == 1
-    assert not any(op.startswith(("Sequence", "SplitToSequence", "ConcatFromSequence")) for op in _op_types(proto.graph))
+    assert not any(
+        op.startswith(("Sequence", "SplitToSequence", "ConcatFromSequence")) for op in _op_types(proto.graph)
+    )
     assert not any(op.startswith("Random") for op in _op_types(proto.graph))  # only the portable Philox noise
     session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
 
@@ -143,7 +154,9 @@ def test_prior_start_runs_in_onnxruntime_like_tensorflow():
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="seeds")], autograph=False)
     def prior(seeds):
-        return {"images": sampling.start_images("predictor_corrector", seeds, (3, 3, 2), SIGMAS, value_range=(0.0, 1.0))}
+        return {
+            "images": sampling.start_images("predictor_corrector", seeds, (3, 3, 2), SIGMAS, value_range=(0.0, 1.0))
+        }
 
     session = onnxruntime.InferenceSession(convert_endpoint(prior, opset=18).SerializeToString())
     seeds = np.array([0, 1, -5, 2**31 - 1, 123456], np.int32)

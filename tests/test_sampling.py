@@ -170,7 +170,9 @@ def test_chunks_chain_exactly_to_the_full_run(toy_model, toy_sigmas):
         np.testing.assert_array_equal(chunk, full)
     # denoising is applied only by a chunk that ends at level L
     middle = _toy_run(toy_model, toy_sigmas, seeds, start, last_level=3)
-    np.testing.assert_array_equal(_toy_run(toy_model, toy_sigmas, seeds, start, last_level=3, final_denoise=True), middle)
+    np.testing.assert_array_equal(
+        _toy_run(toy_model, toy_sigmas, seeds, start, last_level=3, final_denoise=True), middle
+    )
 
 
 def test_denoise_changes_only_the_end(toy_model, toy_sigmas):

@@ -20,7 +20,13 @@ from ncsn_tf.train import _parser, resolve_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FOLDER = ["model.ngf=4", "noise.num_levels=2", "training.batch_size=16"]
-TOY = ["model.mlp_hidden=32", "model.mlp_layers=2", "training.batch_size=32", "sampling.steps_per_level=2", "sampling.num_samples=16"]
+TOY = [
+    "model.mlp_hidden=32",
+    "model.mlp_layers=2",
+    "training.batch_size=32",
+    "sampling.steps_per_level=2",
+    "sampling.num_samples=16",
+]
 
 
 def _command(*args: str) -> list[str]:
@@ -125,7 +131,9 @@ def _latest_step(workdir: str) -> int | None:
 def test_sigkill_then_rerun_resumes_and_finishes_then_nan_and_conflicts_are_one_line_errors(tmp_path):
     workdir = str(tmp_path / "run")
     args = ["--config", "toy", "--workdir", workdir, "--steps", "600", *TOY, "training.checkpoint_every=50"]
-    process = subprocess.Popen(_command(*args), cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        _command(*args), cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 240
         while (_latest_step(workdir) or 0) < 100:  # let it write a couple of checkpoints
@@ -152,10 +160,17 @@ def test_sigkill_then_rerun_resumes_and_finishes_then_nan_and_conflicts_are_one_
     # (a rerun of the plain command must not pick up the poisoned learning rate).
     with open(os.path.join(workdir, "config.json"), "rb") as f:
         config_before = f.read()
-    exploding = _run("--workdir", workdir, "--steps", "700", "training.learning_rate=1e6", "training.checkpoint_every=1")
+    exploding = _run(
+        "--workdir", workdir, "--steps", "700", "training.learning_rate=1e6", "training.checkpoint_every=1"
+    )
     assert exploding.returncode == 1
     errors = _error_lines(exploding.stderr)
-    assert len(errors) == 1 and "NaN/Inf" in errors[0] and "the workdir is unchanged" in errors[0] and "ckpt-600 is the last good state" in errors[0]
+    assert (
+        len(errors) == 1
+        and "NaN/Inf" in errors[0]
+        and "the workdir is unchanged" in errors[0]
+        and "ckpt-600 is the last good state" in errors[0]
+    )
     assert "Traceback" not in exploding.stderr
     assert _latest_step(workdir) == 600
     with open(os.path.join(workdir, "config.json"), "rb") as f:
@@ -230,7 +245,9 @@ def test_kill_during_the_first_save_then_rerun_resumes_from_it(tmp_path):
     assert len(resumed) == 1 and resumed[0].startswith(
         f"ncsn-train: resuming from {folder}/ckpt-2 (step 2), the newest checkpoint that restores: ckpt-4 does not restore ("
     ), resumed
-    assert [line for line in lines if "removed" in line] == [f"ncsn-train: removed what an interrupted save left in {workdir}: checkpoints/ckpt-6_temp/"]
+    assert [line for line in lines if "removed" in line] == [
+        f"ncsn-train: removed what an interrupted save left in {workdir}: checkpoints/ckpt-6_temp/"
+    ]
     assert all(line.startswith("ncsn-train: ") for line in lines), lines
     assert _latest_step(workdir) == 6
 

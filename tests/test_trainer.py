@@ -25,7 +25,13 @@ TINY_DIGITS = [
     "sampling.steps_per_level=2",
     "sampling.num_samples=4",
 ]
-SMALL_TOY = ["model.mlp_hidden=32", "model.mlp_layers=2", "training.batch_size=32", "sampling.steps_per_level=2", "sampling.num_samples=16"]
+SMALL_TOY = [
+    "model.mlp_hidden=32",
+    "model.mlp_layers=2",
+    "training.batch_size=32",
+    "sampling.steps_per_level=2",
+    "sampling.num_samples=16",
+]
 
 
 def _toy(*extra: str) -> configs.Config:
@@ -58,7 +64,13 @@ def _event_tags(logs_dir: str) -> set[str]:
 def test_digits_few_steps_write_checkpoint_config_samples_and_logs(tmp_path):
     config = configs.apply_overrides(
         configs.get_config("digits"),
-        [*TINY_DIGITS, "training.steps=2", "training.checkpoint_every=2", "training.log_every=1", "training.sample_every=1"],
+        [
+            *TINY_DIGITS,
+            "training.steps=2",
+            "training.checkpoint_every=2",
+            "training.log_every=1",
+            "training.sample_every=1",
+        ],
     )
     result = trainer.train(config, tmp_path, progress=False)
 
@@ -72,7 +84,10 @@ def test_digits_few_steps_write_checkpoint_config_samples_and_logs(tmp_path):
     assert result.sample_grid == str(tmp_path / "samples" / "final.png")
     tags = _event_tags(str(tmp_path / "logs"))
     assert {"loss", "speed/steps_per_second", "speed/images_per_second"} <= tags
-    assert {t for t in tags if t.startswith("loss_per_level/")} == {"loss_per_level/00_sigma_1", "loss_per_level/01_sigma_0.01"}
+    assert {t for t in tags if t.startswith("loss_per_level/")} == {
+        "loss_per_level/00_sigma_1",
+        "loss_per_level/01_sigma_0.01",
+    }
 
     # The raw weights (the digits config keeps an EMA copy too, which inference prefers).
     loaded_config, model, step = checkpoints.load_for_inference(tmp_path, use_ema=False)
@@ -93,7 +108,9 @@ def _toy_eval(model, config, batch) -> tuple[float, float]:
 
 
 def test_toy_loss_and_score_error_go_down(tmp_path):
-    config = configs.apply_overrides(configs.get_config("toy"), ["training.checkpoint_every=1000", "sampling.steps_per_level=2"])
+    config = configs.apply_overrides(
+        configs.get_config("toy"), ["training.checkpoint_every=1000", "sampling.steps_per_level=2"]
+    )
     batch = next(iter(trainer.training_dataset(config, 4096, seed=123)))  # held-out stream (another seed)
     trainer.train(config, tmp_path, steps=1, progress=False, write_final_samples=False)
     loss_start, error_start = _toy_eval(checkpoints.load_for_inference(tmp_path)[1], config, batch)
@@ -145,9 +162,12 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     # would be saved if they were not checked before saving. The first step of a run is
     # checked before the workdir changes, whatever the checkpoint interval.
     for every in (1, 10):
-        exploding = configs.apply_overrides(config, ["training.learning_rate=1e30", f"training.checkpoint_every={every}"])
+        exploding = configs.apply_overrides(
+            config, ["training.learning_rate=1e30", f"training.checkpoint_every={every}"]
+        )
         with pytest.raises(
-            trainer.NonFiniteLossError, match=r"new weights after step 5 is nan \(NaN/Inf\); the workdir is unchanged .*ckpt-4 is the last good state"
+            trainer.NonFiniteLossError,
+            match=r"new weights after step 5 is nan \(NaN/Inf\); the workdir is unchanged .*ckpt-4 is the last good state",
         ):
             trainer.train(exploding, tmp_path, steps=50, progress=False, write_final_samples=False)
         assert _files(tmp_path) == before  # config.json (learning rate 1e-3) included
@@ -171,7 +191,10 @@ def test_nan_loss_after_the_first_step_stops_without_saving_it(tmp_path, monkeyp
 
     monkeypatch.setattr(trainer, "training_dataset", poisoned)
     config = _toy("training.checkpoint_every=2")
-    with pytest.raises(trainer.NonFiniteLossError, match=r"the loss at step 3 is nan \(NaN/Inf\); the latest checkpoint .*ckpt-2 is the last good state"):
+    with pytest.raises(
+        trainer.NonFiniteLossError,
+        match=r"the loss at step 3 is nan \(NaN/Inf\); the latest checkpoint .*ckpt-2 is the last good state",
+    ):
         trainer.train(config, tmp_path, steps=10, progress=False, write_final_samples=False)
     assert checkpoints.list_checkpoints(tmp_path / "checkpoints") == [str(tmp_path / "checkpoints" / "ckpt-2")]
     assert configs.load_json(tmp_path / "config.json") == configs.apply_overrides(config, ["training.steps=10"])
@@ -264,7 +287,9 @@ def _followed_the_old_corrupt_checkpoint_advice(folder):
         (_followed_the_old_corrupt_checkpoint_advice, 4, "checkpoints/checkpoint names ckpt-6, whose files are gone"),
     ],
 )
-def test_resume_uses_the_newest_checkpoint_that_restores_and_keeps_older_files(six_steps, tmp_path, caplog, damage, resumed_step, note):
+def test_resume_uses_the_newest_checkpoint_that_restores_and_keeps_older_files(
+    six_steps, tmp_path, caplog, damage, resumed_step, note
+):
     workdir = tmp_path / "run"
     shutil.copytree(six_steps, workdir)
     folder = workdir / "checkpoints"
@@ -278,7 +303,9 @@ def test_resume_uses_the_newest_checkpoint_that_restores_and_keeps_older_files(s
     assert result.start_step == resumed_step and result.step == 8
     lines = [r.getMessage() for r in caplog.records if "resuming from" in r.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0]
-    assert lines[0].startswith(f"resuming from {folder / f'ckpt-{resumed_step}'} (step {resumed_step}), the newest checkpoint that restores: ")
+    assert lines[0].startswith(
+        f"resuming from {folder / f'ckpt-{resumed_step}'} (step {resumed_step}), the newest checkpoint that restores: "
+    )
     assert note in lines[0]
     after = _files(workdir)
     for name, data in older.items():
@@ -295,7 +322,9 @@ def test_a_failed_restore_is_overwritten_by_the_older_checkpoint(six_steps, tmp_
     shutil.copytree(six_steps, workdir)
     _corrupt(str(workdir / "checkpoints" / "ckpt-6"))
     before = _files(workdir)
-    result = trainer.train(_toy(*RESUME), workdir, steps=4, progress=False, write_final_samples=False)  # nothing to train
+    result = trainer.train(
+        _toy(*RESUME), workdir, steps=4, progress=False, write_final_samples=False
+    )  # nothing to train
     assert result.start_step == result.step == 4
     _, raw, _ = checkpoints.load_for_inference(workdir / "checkpoints" / "ckpt-4", use_ema=False)
     for restored, stored in zip(_weights(result.model), _weights(raw), strict=True):
@@ -324,7 +353,9 @@ def test_checkpoints_none_of_which_restores_are_an_error_not_a_fresh_start(six_s
     with pytest.raises(CheckpointError) as raised:
         trainer.train(_toy(*RESUME), workdir, steps=8, progress=False, write_final_samples=False)
     message = str(raised.value)
-    assert message.startswith(f"none of the 3 checkpoints in {workdir / 'checkpoints'} restores (ckpt-6 does not restore")
+    assert message.startswith(
+        f"none of the 3 checkpoints in {workdir / 'checkpoints'} restores (ckpt-6 does not restore"
+    )
     assert "ckpt-2 does not restore" in message and "nothing was changed" in message and "\n" not in message
     assert _files(workdir) == before
 
@@ -379,10 +410,17 @@ def test_save_leftovers_are_removed_by_the_next_run_and_kept_by_a_failed_one(six
     assert _files(workdir) == before  # a failed run changes nothing, leftovers included
 
     with caplog.at_level(logging.INFO, logger="ncsn_tf"):
-        trainer.train(_toy(*RESUME, "training.checkpoint_every=100"), workdir, steps=7, progress=False, write_final_samples=False)
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("removed what an interrupted save left")]
+        trainer.train(
+            _toy(*RESUME, "training.checkpoint_every=100"), workdir, steps=7, progress=False, write_final_samples=False
+        )
+    lines = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("removed what an interrupted save left")
+    ]
     assert len(lines) == 1
-    assert "checkpoints/ckpt-8_temp/" in lines[0] and "checkpoints/checkpoint.tmp0123456789abcdef0123456789abcdef" in lines[0]
+    assert (
+        "checkpoints/ckpt-8_temp/" in lines[0]
+        and "checkpoints/checkpoint.tmp0123456789abcdef0123456789abcdef" in lines[0]
+    )
     assert not (folder / "ckpt-8_temp").exists() and not glob.glob(str(folder / "checkpoint.tmp*"))
     for name, data in before.items():
         if name.startswith("checkpoints/ckpt-") and "_temp" not in name:

@@ -147,11 +147,14 @@ class InpaintPanel(QWidget):
         run_row = QHBoxLayout()
         run_row.addWidget(QLabel("Variants"))
         run_row.addWidget(self.variants)
-        run_row.addWidget(self.resample_label)
-        run_row.addWidget(self.resample_steps)
         run_row.addWidget(self.inpaint_button)
         run_row.addStretch(1)
         results_layout.addLayout(run_row)
+        resample_row = QHBoxLayout()  # its own row: the run row is as wide as the results box allows at 800 x 600
+        resample_row.addWidget(self.resample_label)
+        resample_row.addWidget(self.resample_steps)
+        resample_row.addStretch(1)
+        results_layout.addLayout(resample_row)
         results_layout.addWidget(self.estimate)
         results_layout.addWidget(self.results, 1)
 

@@ -107,7 +107,7 @@ class SamplerPanel(QGroupBox):
 
         self.method = QComboBox()
         self.method.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.method.setMinimumContentsLength(12)  # the long labels do not widen the side panel; the list shows them
+        self.method.setMinimumContentsLength(6)  # the long labels do not widen the side panel; the list shows them
         for name in SAMPLERS:
             self.method.addItem(label(name), name)
             self.method.setItemData(self.method.count() - 1, description(name), Qt.ItemDataRole.ToolTipRole)
@@ -127,6 +127,8 @@ class SamplerPanel(QGroupBox):
         self.snr.setKeyboardTracking(False)
         # Probability flow
         self.order = QComboBox()
+        self.order.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.order.setMinimumContentsLength(6)
         for order, text in ORDER_LABELS.items():
             self.order.addItem(text, order)
         for name, widget in (
@@ -139,6 +141,7 @@ class SamplerPanel(QGroupBox):
         ):
             widget.setToolTip(SETTING_TIPS[name])
         self.cost = plain_label(wrap=True)
+        self.cost.setMinimumWidth(120)  # wraps to the panel's width instead of widening the side panel
         self.cost.setToolTip(
             "How many times a run evaluates the score network for each image (each call covers the whole "
             "batch): what the run's time is proportional to. The time is shown beside Generate and Inpaint."

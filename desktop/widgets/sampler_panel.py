@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QPushButton,
     QSpinBox,
     QToolButton,
@@ -155,7 +156,8 @@ class SamplerPanel(QGroupBox):
         self.form = QFormLayout()
         self.form.addRow("Seed", seed_row)
         self.form.addRow("After a run", self.seed_mode)
-        self.form.addRow("Method", self.method)
+        self.form.addRow(QLabel("Method"))
+        self.form.addRow(self.method)  # the whole panel's width: the labels say what each sampler is for
         # sampler -> its rows (shown only while it is chosen)
         self.rows: dict[str, list[QWidget]] = {ANNEALED_LANGEVIN: [], PREDICTOR_CORRECTOR: [], PROBABILITY_FLOW: []}
         for name, widget in (

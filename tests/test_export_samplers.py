@@ -241,7 +241,8 @@ def test_each_sampler_gives_the_same_images_in_both_runtimes_and_chunks_chain(di
         chunks = list(runner.iter_sample(seeds, sampler=sampler, **settings))
         np.testing.assert_array_equal(chunks[-1].images, images)  # chunks chain exactly to the whole run
         alone = runner.sample(seeds[1:2], sampler=sampler, **settings)
-        np.testing.assert_allclose(alone[0], images[1], rtol=0, atol=1e-6)  # image b depends only on seeds[b]
+        # Image b depends only on seeds[b] (up to float32 ulp: the network's kernels block by batch size).
+        np.testing.assert_allclose(alone[0], images[1], rtol=0, atol=1e-5 * max(1.0, float(np.abs(images).max())))
         results[name] = images
     scale = max(1.0, float(np.abs(results["tensorflow"]).max()))
     np.testing.assert_allclose(results["onnxruntime"], results["tensorflow"], rtol=0, atol=1e-4 * scale)

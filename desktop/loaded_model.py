@@ -88,6 +88,11 @@ def prepare_model(backend: InferenceBackend, path: str, probe: bool = True) -> L
         raise ModelError(f"{name} has {manifest.num_levels} noise levels, more than the app handles ({MAX_LEVELS})")
     limit = steps_limit(manifest.num_levels)
     defaults = manifest.sampler
+    if "annealed_langevin" not in defaults.settings:  # the app's sampler panel runs annealed Langevin
+        raise ModelError(
+            f"{name} holds only the {', '.join(defaults.samplers)} sampler(s); this app runs annealed Langevin: "
+            "re-export it with --samplers including annealed_langevin"
+        )
     if not 1 <= defaults.steps_per_level <= limit:
         raise ModelError(
             f"{name} recommends {defaults.steps_per_level} steps per level; the app allows 1 to {limit} "

@@ -1,4 +1,4 @@
-"""The exported endpoints: seeded samplers with the whole Langevin loop inside the graph.
+"""The exported endpoints: seeded samplers with the whole sampling loop inside the graph.
 
 `build_endpoints(model, manifest)` returns one `tf.function` per endpoint of the
 export contract (`export_format.endpoints`, docs/export.md): every input a named
@@ -11,7 +11,7 @@ with the manifest as a constant endpoint and as an asset file.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -21,37 +21,47 @@ from export import _compat
 from export_format.endpoints import ENDPOINTS, MANIFEST_ENDPOINT, OUTPUT_NAMES, endpoint_table
 from export_format.layout import MANIFEST_FILE
 from export_format.manifest import Manifest
+from export_format.settings import ANNEALED_LANGEVIN, SAMPLERS
 from ncsn_tf import sampling
 
 __all__ = ["ENDPOINTS", "MANIFEST_ENDPOINT", "OUTPUT_NAMES", "build_archive", "build_endpoints", "input_specs"]
 
 
-def input_specs(example_shape: tuple[int, ...]) -> dict[str, dict[str, tf.TensorSpec]]:
+def input_specs(
+    example_shape: tuple[int, ...], samplers: Sequence[str] | None = None
+) -> dict[str, dict[str, tf.TensorSpec]]:
     """The named input TensorSpecs of every endpoint, in argument order (from the endpoint table)."""
     return {
         name: {
             tensor.name: tf.TensorSpec(list(tensor.shape), tf.as_dtype(tensor.dtype), name=tensor.name)
             for tensor in endpoint.inputs
         }
-        for name, endpoint in endpoint_table(example_shape).items()
+        for name, endpoint in endpoint_table(example_shape, samplers).items()
     }
 
 
 def build_endpoints(
     model: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], manifest: Manifest
 ) -> dict[str, tf.types.experimental.GenericFunction]:
-    """One `tf.function` per endpoint, each with its named input signature and dict output.
+    """One `tf.function` per endpoint of the samplers the manifest holds, each with its named input
+    signature and dict output.
+
+    Every sampling endpoint runs `ncsn_tf.sampling.run_sampler` with the sampler's settings
+    as graph inputs (`export_format.settings.SamplerKind.role_settings`); the start
+    endpoints are `sampling.start_images` (annealed Langevin: `initial_images`, Uniform on
+    the value range; the others: `prior_images`, N(centre, sigma_1^2 I)).
 
     Args:
         model: the score model, `model(images [B, ...], sigma_indices [B]) -> [B, ...]`.
-        manifest: the export's manifest (example shape, value range, ladder, step convention).
+        manifest: the export's manifest (example shape, value range, ladder, samplers, step convention).
 
     Returns:
-        endpoint name -> tf.function (ordered as ENDPOINTS).
+        endpoint name -> tf.function (ordered as `export_format.endpoints.ENDPOINTS`).
     """
     sigmas = np.asarray(manifest.sigmas, np.float32)  # [L], largest first
     shape, value_range, convention = manifest.image_shape, manifest.value_range, manifest.sampler.convention
-    specs = input_specs(shape)
+    held = tuple(name for name in SAMPLERS if name in manifest.sampler.settings)
+    specs = input_specs(shape, held)
 
     # The network as ONE function that every endpoint calls: traced once (Keras layers are slow
     # to trace) and stored once in the SavedModel instead of once per endpoint.
@@ -59,59 +69,54 @@ def build_endpoints(
     def score_network(images, sigma_indices):
         return tf.cast(model(images, sigma_indices), tf.float32)  # [B, ...]
 
-    def start(seeds: tf.Tensor) -> tf.Tensor:
-        return sampling.initial_images(seeds, shape, value_range=value_range)  # [B, ...] in [low, high)
-
     def binary(masks: tf.Tensor) -> tf.Tensor:
         # A graph cannot raise: any value >= 0.5 counts as known (the Python API rejects non-binary masks).
         return tf.cast(masks >= 0.5, tf.float32)  # [B, ...] in {0, 1}, 1 = known
 
-    def initial_images(seeds):
-        return {"images": start(seeds)}
-
-    def sample(seeds, steps_per_level, epsilon, denoise):
-        images = sampling.annealed_langevin(
-            score_network, start(seeds), seeds, sigmas, steps_per_level=steps_per_level, epsilon=epsilon,
-            convention=convention, final_denoise=denoise,
-        )  # fmt: skip
-        return {"images": images}
-
-    def sample_levels(images, seeds, first_level, last_level, steps_per_level, epsilon, denoise):
-        images = sampling.annealed_langevin(
-            score_network, images, seeds, sigmas, steps_per_level=steps_per_level, epsilon=epsilon, convention=convention,
-            first_level=first_level, last_level=last_level, final_denoise=denoise,
-        )  # fmt: skip
-        return {"images_out": images}
-
-    def inpaint(known_images, masks, seeds, steps_per_level, epsilon, denoise):
-        images = sampling.inpaint(
-            score_network, start(seeds), known_images, binary(masks), seeds, sigmas, steps_per_level=steps_per_level,
-            epsilon=epsilon, convention=convention, final_denoise=denoise,
-        )  # fmt: skip
-        return {"images": images}
-
-    def inpaint_levels(images, known_images, masks, seeds, first_level, last_level, steps_per_level, epsilon, denoise):
-        images = sampling.inpaint(
-            score_network, images, known_images, binary(masks), seeds, sigmas, steps_per_level=steps_per_level,
-            epsilon=epsilon, convention=convention, first_level=first_level, last_level=last_level,
-            final_denoise=denoise,
-        )  # fmt: skip
-        return {"images_out": images}
-
     def score(images, sigma_indices):
         return {"scores": score_network(images, sigma_indices)}
 
-    bodies = {
-        "sample": sample,
-        "initial_images": initial_images,
-        "sample_levels": sample_levels,
-        "inpaint": inpaint,
-        "inpaint_levels": inpaint_levels,
-        "score": score,
-    }
+    def role_body(sampler: str, role: str) -> Callable[..., dict[str, tf.Tensor]]:
+        """The endpoint of `role` for `sampler`: its inputs in the endpoint table's order."""
+        names = [setting.name for setting in SAMPLERS[sampler].role_settings(role)]
+
+        def start(seeds: tf.Tensor) -> tf.Tensor:
+            return sampling.start_images(sampler, seeds, shape, sigmas, value_range=value_range)  # [B, ...]
+
+        def run(images, seeds, values, first_level=0, last_level=None, known_images=None, masks=None):
+            settings = dict(zip(names, values, strict=True))
+            if sampler == ANNEALED_LANGEVIN:  # the graph input `denoise` is the library's final_denoise
+                settings["final_denoise"] = settings.pop("denoise")
+                settings["convention"] = convention
+            return sampling.run_sampler(
+                score_network, images, seeds, sigmas, sampler=sampler, first_level=first_level, last_level=last_level,
+                known_images=known_images, masks=None if masks is None else binary(masks), **settings,
+            )  # fmt: skip
+
+        if role == "initial_images":
+            return lambda seeds: {"images": start(seeds)}
+        if role == "sample":
+            return lambda seeds, *values: {"images": run(start(seeds), seeds, values)}
+        if role == "sample_levels":
+            return lambda images, seeds, first_level, last_level, *values: {
+                "images_out": run(images, seeds, values, first_level, last_level)
+            }
+        if role == "inpaint":
+            return lambda known_images, masks, seeds, *values: {
+                "images": run(start(seeds), seeds, values, known_images=known_images, masks=masks)
+            }
+        return lambda images, known_images, masks, seeds, first_level, last_level, *values: {
+            "images_out": run(images, seeds, values, first_level, last_level, known_images, masks)
+        }
+
+    bodies: dict[str, Callable[..., dict[str, tf.Tensor]]] = {"score": score}
+    for sampler in held:
+        for role, endpoint in SAMPLERS[sampler].endpoints.items():
+            bodies.setdefault(endpoint, role_body(sampler, role))  # a shared start is built once
     return {
         name: tf.function(bodies[name], input_signature=list(specs[name].values()), autograph=False)
         for name in ENDPOINTS
+        if name in bodies
     }
 
 

@@ -1,6 +1,7 @@
 """`ncsn-export` / `python -m export`: export training workdirs or checkpoints in a batch.
 
     ncsn-export runs/digits 'runs/sweep-*' --out exports --format both
+    ncsn-export runs/digits --samplers predictor_corrector --sampler predictor_corrector --snr 0.5
 
 Each input (a workdir, its checkpoints/ folder or a checkpoint prefix; quoted globs
 are expanded here) becomes a verified export `OUT/NAME`. A bad input is reported and
@@ -17,8 +18,21 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from export_format.errors import ExportInputError
+from export_format.settings import SAMPLERS, STEPS_PER_LEVEL
+
+SAMPLER_NAMES = tuple(SAMPLERS)
 
 PRECISIONS = ("float32", "bfloat16")  # = export.exporter.PRECISIONS, without importing TensorFlow for --help
+# Sampler defaults settable from the command line (validated by export_format.settings, TF-free).
+SETTING_FLAGS = {
+    "corrector-steps": "default predictor-corrector corrector steps per level C (default: the config's, else 2)",
+    "snr": "default predictor-corrector signal-to-noise ratio r > 0 (default: the config's, else 0.6)",
+    "resample-steps": "default RePaint resampling repeats per level for predictor-corrector inpainting (default 0)",
+    "order": "default probability-flow order: 1 = Euler, 2 = Heun (default: the config's, else 2)",
+}
 
 _GLOB_CHARACTERS = set("*?[")
 
@@ -40,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ncsn-export",
         description="Export NCSN training workdirs or checkpoints as SavedModel + ONNX samplers "
-        "(annealed Langevin dynamics and inpainting inside the graph), verified in onnxruntime.",
+        "(annealed Langevin, predictor-corrector and probability-flow sampling and inpainting inside the graph), "
+        "verified in onnxruntime.",
     )
     parser.add_argument(
         "inputs", nargs="*", metavar="INPUT",
@@ -63,6 +78,17 @@ def _parser() -> argparse.ArgumentParser:
         help="default Langevin steps per level written into the manifest (default: the config's)",
     )  # fmt: skip
     parser.add_argument(
+        "--samplers", default=None, metavar="A,B",
+        help=f"comma-separated samplers to export (default: all: {','.join(SAMPLER_NAMES)}); each ONNX sampling "
+        "graph carries a copy of the network, so a large model may export only what it needs",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sampler", default=None, metavar="NAME",
+        help="the manifest's default sampler (default: the config's sampling.sampler, else annealed_langevin)",
+    )  # fmt: skip
+    for flag, meaning in SETTING_FLAGS.items():
+        parser.add_argument(f"--{flag}", default=None, metavar="VALUE", help=meaning)
+    parser.add_argument(
         "--fast-conversion", action="store_true",
         help="skip tf2onnx's graph optimizers: ~3x faster conversion, ~5-10%% slower onnxruntime steps",
     )  # fmt: skip
@@ -72,6 +98,60 @@ def _parser() -> argparse.ArgumentParser:
         help="also export the exact-score model of the paper's 2-D Gaussian mixture (name: toy_mixture)",
     )  # fmt: skip
     return parser
+
+
+def _number(text: str) -> Any:
+    """A command-line value as int, else float, else the text (the registry names what is wrong)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def check_sampler_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The exporter's sampler options from the command line, validated by `export_format.settings`.
+
+    Returns:
+        {"samplers": (...) or None, "default_sampler": name or None, "sampler_defaults": {setting: value}}.
+
+    Raises:
+        ExportInputError: an unknown sampler, a default sampler or a setting for a sampler
+            that is not exported, or a value out of its range (one line each).
+    """
+    samplers = None
+    if args.samplers is not None:
+        samplers = tuple(name.strip() for name in args.samplers.split(",") if name.strip())
+        unknown = [name for name in samplers if name not in SAMPLERS]
+        if unknown or not samplers:
+            raise ExportInputError(
+                f"--samplers: unknown sampler(s) {', '.join(map(repr, unknown)) or 'none given'}; "
+                f"choose from {','.join(SAMPLER_NAMES)}"
+            )
+    held = samplers or SAMPLER_NAMES
+    if args.sampler is not None:
+        if args.sampler not in SAMPLERS:
+            raise ExportInputError(f"--sampler: unknown sampler {args.sampler!r}; choose one of {', '.join(SAMPLER_NAMES)}")
+        if args.sampler not in held:
+            raise ExportInputError(f"--sampler {args.sampler} is not among --samplers {','.join(held)}; add it there")
+    if args.steps_per_level is not None:  # the level bound is checked per model
+        STEPS_PER_LEVEL.check(args.steps_per_level, "--steps-per-level")
+        if "annealed_langevin" not in held:
+            raise ExportInputError(
+                f"--steps-per-level is a setting of annealed_langevin, which --samplers {','.join(held)} leaves out"
+            )
+    owners = {setting.name: (kind.name, setting) for kind in SAMPLERS.values() for setting in kind.settings}
+    defaults: dict[str, Any] = {}
+    for flag in SETTING_FLAGS:
+        text = getattr(args, flag.replace("-", "_"))
+        if text is None:
+            continue
+        owner, setting = owners[flag.replace("-", "_")]
+        if owner not in held:
+            raise ExportInputError(f"--{flag} is a setting of {owner}, which --samplers {','.join(held)} leaves out")
+        defaults[setting.name] = setting.check(_number(text), f"--{flag}")
+    return {"samplers": samplers, "default_sampler": args.sampler, "sampler_defaults": defaults or None}
 
 
 def expand_inputs(patterns: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -118,14 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.precision == "bfloat16" and args.format != "savedmodel":
         parser.error("--precision bfloat16 writes a SavedModel only (onnxruntime's CPU provider has no bfloat16 "
                      "convolution); use --format savedmodel")
-    if args.steps_per_level is not None:
-        from export_format.errors import ExportInputError
-        from export_format.settings import STEPS_PER_LEVEL
-
-        try:  # the one validation of sampler settings (the level bound is checked per model)
-            STEPS_PER_LEVEL.check(args.steps_per_level, "--steps-per-level")
-        except ExportInputError as error:
-            parser.error(str(error))
+    try:
+        sampler_options = check_sampler_options(args)
+    except ExportInputError as error:
+        parser.error(str(error))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from export import onnx_convert
 
@@ -144,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcomes = [Outcome(pattern, pattern, args.format, "-", "FAILED: no such file (glob matched nothing)", 0.0, False) for pattern in unmatched]
     options = dict(
         formats=args.format, opset=args.opset, steps_per_level=args.steps_per_level,
-        optimize_onnx=not args.fast_conversion, precision=args.precision,
+        optimize_onnx=not args.fast_conversion, precision=args.precision, **sampler_options,
     )  # fmt: skip
     suffix = "-bf16" if args.precision == "bfloat16" else ""
     used_names: set[str] = set()

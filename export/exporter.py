@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from export import builder, manifest, onnx_convert
 from export.verify import TOLERANCE, verify_export
 from export_format import ExportInputError, layout
 from export_format import manifest as manifest_io
+from export_format.settings import SAMPLERS
 from ncsn_tf.configs import Config
 
 DEFAULT_OPSET = 18
@@ -153,6 +154,9 @@ def export_model(
     ema: bool = False,
     optimize_onnx: bool = True,
     precision: str = "float32",
+    samplers: Sequence[str] | None = None,
+    default_sampler: str | None = None,
+    sampler_defaults: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
     """Export a built score model as `OUT/NAME/{manifest.json, savedmodel/, onnx/*.onnx}`, verified.
@@ -175,6 +179,13 @@ def export_model(
             provider has no bfloat16 convolution); its scores are checked against the
             float32 network (`BFLOAT16_SCORE_TOLERANCE`). Faster on CPUs with AVX-512 BF16
             or AMX and on GPUs/TPUs; see docs/export.md for speed and sample quality.
+        samplers: the samplers whose endpoints to export (None: all of
+            `export_format.settings.SAMPLERS`); each ONNX sampling graph holds a copy of the
+            network, so a large model may export only what it needs.
+        default_sampler: the manifest's default sampler (None: the config's `sampling.sampler`
+            when exported, else annealed Langevin, else the first exported).
+        sampler_defaults: changed defaults by setting name, e.g. {"snr": 0.3, "order": 1}
+            (validated by `export_format.settings`; see `export.manifest.sampler_block`).
         progress: called with a short description of each stage.
 
     Returns:
@@ -203,7 +214,8 @@ def export_model(
     build_formats = ("savedmodel", *(("onnx",) if "onnx" in formats else ()))  # the SavedModel is the reference
     record = dict(
         name=name, steps_per_level=steps_per_level, step=step, ema=ema, score_model=type(model).__name__,
-        opset=opset if "onnx" in formats else None, precision=precision,
+        opset=opset if "onnx" in formats else None, precision=precision, samplers=samplers,
+        default_sampler=default_sampler, sampler_overrides=sampler_defaults,
     )  # fmt: skip
     try:
         # The copies inside the SavedModel are written before verification: they carry the tolerance only.
@@ -234,17 +246,10 @@ def export_model(
         shutil.rmtree(scratch)
         onnx_models: dict[str, Any] = {}
         if "onnx" in formats:
-            for endpoint in ("initial_images", "score", "sample_levels", "inpaint_levels"):
-                report(f"converting {endpoint} to ONNX")
-                onnx_models[endpoint] = onnx_convert.convert_endpoint(endpoints[endpoint], opset, optimize_onnx)
-            for endpoint, levels in (("sample", "sample_levels"), ("inpaint", "inpaint_levels")):
-                onnx_models[endpoint] = onnx_convert.compose_full_run(
-                    onnx_models["initial_images"], onnx_models[levels], document.num_levels,
-                    builder.OUTPUT_NAMES[endpoint],
-                )  # fmt: skip
+            onnx_models = _convert_to_onnx(document, endpoints, opset, optimize_onnx, report)
             os.makedirs(os.path.join(staging, layout.ONNX_DIR))
-            for endpoint in builder.ENDPOINTS:
-                onnx_convert.save(onnx_models[endpoint], os.path.join(staging, document.files.onnx[endpoint]))
+            for endpoint, model_proto in onnx_models.items():
+                onnx_convert.save(model_proto, os.path.join(staging, document.files.onnx[endpoint]))
         manifest_io.write(document, staging)
         report("verifying")
         verification = verify_export(staging, with_onnx="onnx" in formats)
@@ -277,6 +282,32 @@ def export_model(
         name=name, path=final, formats=formats, step=int(step), sizes=sizes,
         verification=verification, seconds=time.perf_counter() - started, notes=notes,
     )  # fmt: skip
+
+
+def _convert_to_onnx(
+    document: manifest_io.Manifest, endpoints: dict[str, Any], opset: int, optimize: bool, report: Progress
+) -> dict[str, Any]:
+    """endpoint -> ONNX model, for every endpoint of the manifest.
+
+    The start, chunk and score endpoints are converted by tf2onnx (each chunk graph holds
+    the network once, inside its Loop); the whole-run `sample` / `inpaint` graphs are
+    composed from the sampler's start and chunk graphs with the levels fixed to [0, L).
+    """
+    models: dict[str, Any] = {}
+    composed: dict[str, tuple[str, str]] = {}  # whole-run endpoint -> (start, chunk)
+    for sampler in document.sampler.samplers:
+        names = SAMPLERS[sampler].endpoints
+        composed[names["sample"]] = (names["initial_images"], names["sample_levels"])
+        composed[names["inpaint"]] = (names["initial_images"], names["inpaint_levels"])
+    for endpoint in document.files.onnx:
+        if endpoint not in composed:
+            report(f"converting {endpoint} to ONNX")
+            models[endpoint] = onnx_convert.convert_endpoint(endpoints[endpoint], opset, optimize)
+    for endpoint, (start, chunk) in composed.items():
+        models[endpoint] = onnx_convert.compose_full_run(
+            models[start], models[chunk], document.num_levels, builder.OUTPUT_NAMES[endpoint]
+        )
+    return {endpoint: models[endpoint] for endpoint in document.files.onnx}
 
 
 def bfloat16_copy(config: Config, model: keras.Model) -> keras.Model:
@@ -357,7 +388,8 @@ def export_checkpoint(
         use_ema: export the EMA weights when the checkpoint has them.
         name: export name; default `default_name(path)`.
         progress: as `export_model`.
-        **options: formats, opset, steps_per_level, optimize_onnx, precision (see `export_model`).
+        **options: formats, opset, steps_per_level, optimize_onnx, precision, samplers,
+            default_sampler, sampler_defaults (see `export_model`).
 
     Raises:
         ExportError: the workdir/checkpoint is missing or corrupt, or the export failed.

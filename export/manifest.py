@@ -10,12 +10,21 @@ and in every ONNX file's `metadata_props` under `ncsn_manifest`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from export_format import layout
-from export_format.endpoints import ENDPOINTS, endpoint_table
+from export_format.endpoints import endpoint_table, endpoints_of
+from export_format.errors import ExportInputError
 from export_format.manifest import FileTable, Manifest, SamplerBlock
-from export_format.settings import ANNEALED_LANGEVIN, SamplerSettings
+from export_format.settings import (
+    ANNEALED_LANGEVIN,
+    PREDICTOR_CORRECTOR,
+    PROBABILITY_FLOW,
+    SAMPLERS,
+    SamplerSettings,
+    sampler_kind,
+)
 from ncsn_tf.configs import Config, to_dict
 
 
@@ -35,20 +44,83 @@ def versions() -> dict[str, str]:
     return found
 
 
-def sampler_block(config: Config, steps_per_level: int | None = None) -> SamplerBlock:
-    """The manifest's sampler block: annealed Langevin with the config's defaults (T overridable).
+# Export defaults of the samplers whose settings the training config does not carry (yet): the best
+# measured on the default digits model (issue 10's samplers table): predictor-corrector C = 2,
+# snr 0.6; probability flow Heun. A config's `sampling` fields of the same names win.
+FALLBACK_DEFAULTS: dict[str, dict[str, Any]] = {
+    PREDICTOR_CORRECTOR: {"corrector_steps": 2, "snr": 0.6, "resample_steps": 0},
+    PROBABILITY_FLOW: {"order": 2},
+}
+
+
+def check_samplers(samplers: Sequence[str] | None) -> tuple[str, ...]:
+    """The samplers to export, in registry order (None: all of them).
 
     Raises:
-        ExportInputError: a default outside the documented ranges (e.g. `--steps-per-level 0`).
+        ExportInputError: an unknown name, or none at all.
     """
+    if samplers is None:
+        return tuple(SAMPLERS)
+    names = list(samplers)
+    for name in names:
+        sampler_kind(name, hint="")
+    if not names:
+        raise ExportInputError(f"no sampler to export; choose some of {', '.join(SAMPLERS)}")
+    return tuple(name for name in SAMPLERS if name in names)
+
+
+def sampler_block(
+    config: Config,
+    steps_per_level: int | None = None,
+    *,
+    samplers: Sequence[str] | None = None,
+    default: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> SamplerBlock:
+    """The manifest's sampler block: the exported samplers with their defaults, and the default sampler.
+
+    Defaults come from the config's `sampling` section where it has the field (annealed
+    Langevin: steps_per_level, epsilon, final_denoise; the others by their setting names),
+    else from `FALLBACK_DEFAULTS`; `steps_per_level` and `overrides` (setting name -> value,
+    e.g. {"snr": 0.3}) replace them. The default sampler is `default`, else the config's
+    `sampling.sampler` when exported, else annealed Langevin when exported, else the first.
+
+    Raises:
+        ExportInputError: an unknown sampler, a default or an override for a sampler that is
+            not exported, or a default outside the documented ranges (e.g. `--steps-per-level 0`).
+    """
+    held = check_samplers(samplers)
     sampling = config.sampling
-    defaults = SamplerSettings(
-        steps_per_level=sampling.steps_per_level if steps_per_level is None else steps_per_level,
-        epsilon=sampling.epsilon,
-        denoise=sampling.final_denoise,
-        sampler=ANNEALED_LANGEVIN,
-    ).validate(config.noise.num_levels)
-    return SamplerBlock(ANNEALED_LANGEVIN, sampling.convention, {ANNEALED_LANGEVIN: defaults})
+    changes = dict(overrides or {})
+    if steps_per_level is not None:
+        changes["steps_per_level"] = steps_per_level
+    owners = {setting.name: kind.name for kind in SAMPLERS.values() for setting in kind.settings}
+    for name in changes:
+        if name not in owners:
+            raise ExportInputError(f"unknown sampler setting {name!r}; the settings are: {', '.join(owners)}")
+        if owners[name] not in held:
+            raise ExportInputError(
+                f"{name} is a setting of {owners[name]}, which this export does not hold (samplers: {', '.join(held)})"
+            )
+    settings: dict[str, SamplerSettings] = {}
+    for name in held:
+        if name == ANNEALED_LANGEVIN:
+            values = {
+                "steps_per_level": sampling.steps_per_level, "epsilon": sampling.epsilon, "denoise": sampling.final_denoise,
+            }  # fmt: skip
+        else:
+            values = {key: getattr(sampling, key, value) for key, value in FALLBACK_DEFAULTS[name].items()}
+        values.update({key: value for key, value in changes.items() if owners[key] == name})
+        settings[name] = SamplerSettings(sampler=name, **values).validate(config.noise.num_levels)
+    if default is not None:
+        sampler_kind(default)
+        if default not in held:
+            raise ExportInputError(f"the default sampler {default!r} is not exported (samplers: {', '.join(held)})")
+    else:
+        configured = getattr(sampling, "sampler", ANNEALED_LANGEVIN)
+        default = next(name for name in (configured, ANNEALED_LANGEVIN, *held) if name in held)
+    ordered = {name: settings[name] for name in (default, *held) if name in settings}
+    return SamplerBlock(default, sampling.convention, ordered)
 
 
 def build_manifest(
@@ -63,6 +135,9 @@ def build_manifest(
     opset: int | None,
     verification: dict[str, Any],
     precision: str = "float32",
+    samplers: Sequence[str] | None = None,
+    default_sampler: str | None = None,
+    sampler_overrides: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """The manifest of one export.
 
@@ -78,21 +153,27 @@ def build_manifest(
         verification: the verification block (tolerance, and the measured numbers once known).
         precision: compute dtype of the score network ("float32" or "bfloat16"); every
             input and output of every endpoint is float32/int32/bool either way.
+        samplers, default_sampler, sampler_overrides: which samplers the graphs hold (None:
+            all), the default one and changed defaults (see `sampler_block`).
 
     Returns:
         The `Manifest` (validated when written).
     """
     example_shape = tuple(int(size) for size in config.data.shape)
-    onnx = {endpoint: layout.onnx_file(endpoint) for endpoint in ENDPOINTS} if "onnx" in formats else {}
+    block = sampler_block(
+        config, steps_per_level, samplers=samplers, default=default_sampler, overrides=sampler_overrides
+    )
+    held = tuple(name for name in SAMPLERS if name in block.settings)
+    onnx = {endpoint: layout.onnx_file(endpoint) for endpoint in endpoints_of(held)} if "onnx" in formats else {}
     return Manifest(
         name=name,
         dataset=config.data.dataset,
         image_shape=example_shape,
         value_range=tuple(float(value) for value in config.data.value_range),
         sigmas=tuple(float(sigma) for sigma in config.noise.sigmas()),
-        sampler=sampler_block(config, steps_per_level),
+        sampler=block,
         files=FileTable(savedmodel=layout.SAVEDMODEL_DIR if "savedmodel" in formats else None, onnx=onnx),
-        endpoints=endpoint_table(example_shape),
+        endpoints=endpoint_table(example_shape, held),
         onnx_opset=opset if "onnx" in formats else None,
         score_model=score_model,
         precision=precision,

@@ -18,7 +18,7 @@ from typing import Any
 
 from export_format import layout, limits, safe_json
 from export_format import manifest as manifest_io
-from export_format.endpoints import INPAINTING_ENDPOINTS, SAMPLING_ENDPOINTS
+from export_format.endpoints import SAMPLING_ENDPOINTS, inpainting_endpoints, sampling_endpoints
 from export_format.errors import ExportFormatError, ManifestError, RuntimeMissingError
 from export_format.manifest import Manifest
 
@@ -42,16 +42,32 @@ class ExportFiles:
     def runtimes(self) -> list[str]:
         """Runtimes whose files are here, in `layout.RUNTIMES` order (ONNX Runtime first)."""
         available = []
-        if all(name in self.onnx for name in SAMPLING_ENDPOINTS):
+        if self.samplers("onnxruntime"):
             available.append("onnxruntime")
         if self.savedmodel is not None:
             available.append("tensorflow")
         return available
 
-    def can_inpaint(self, runtime: str) -> bool:
-        """Whether `runtime` has the inpainting endpoints in these files."""
+    def samplers(self, runtime: str) -> list[str]:
+        """The samplers `runtime` can sample with from these files (manifest order: the default first)."""
+        return [name for name in self.manifest.sampler.samplers if self.can_sample(runtime, name)]
+
+    def can_sample(self, runtime: str, sampler: str | None = None) -> bool:
+        """Whether `runtime` has the chunked sampling endpoints of `sampler` (None: the default) here."""
+        name = self.manifest.sampler.default if sampler is None else sampler
+        if name not in self.manifest.sampler.settings:
+            return False
         if runtime == "onnxruntime":
-            return all(name in self.onnx for name in INPAINTING_ENDPOINTS)
+            return all(endpoint in self.onnx for endpoint in sampling_endpoints(name))
+        return self.savedmodel is not None
+
+    def can_inpaint(self, runtime: str, sampler: str | None = None) -> bool:
+        """Whether `runtime` has the inpainting endpoints of `sampler` (None: the default) here."""
+        name = self.manifest.sampler.default if sampler is None else sampler
+        if name not in self.manifest.sampler.settings:
+            return False
+        if runtime == "onnxruntime":
+            return all(endpoint in self.onnx for endpoint in inpainting_endpoints(name))
         return self.savedmodel is not None
 
     def require(self, runtime: str) -> None:

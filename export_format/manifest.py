@@ -61,18 +61,27 @@ class SamplerBlock:
             raise ExportInputError(f"this export has no {name!r} sampler; it has: {', '.join(self.settings)}")
         return self.settings[name]
 
-    # The default sampler's values under their version-1 names (what the app shows and starts from).
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        """The samplers this export holds (the keys of `sampler.settings`), the default first."""
+        return (self.default, *(name for name in self.settings if name != self.default))
+
+    # Annealed Langevin's defaults under their version-1 names (what the app shows and starts from);
+    # None when the export does not hold annealed Langevin.
+    def _langevin(self) -> SamplerSettings:
+        return self.settings.get(ANNEALED_LANGEVIN, SamplerSettings())
+
     @property
     def steps_per_level(self) -> int | None:
-        return self.defaults().steps_per_level
+        return self._langevin().steps_per_level
 
     @property
     def epsilon(self) -> float | None:
-        return self.defaults().epsilon
+        return self._langevin().epsilon
 
     @property
     def denoise(self) -> bool | None:
-        return self.defaults().denoise
+        return self._langevin().denoise
 
     def resolve(self, settings: SamplerSettings | None = None, **overrides: Any) -> SamplerSettings:
         """`settings` (default: the default sampler's) with `overrides` applied and every None filled in.
@@ -119,7 +128,7 @@ class Manifest:
         image_shape: one example: (H, W, C) images, or (D,) points (the toy).
         value_range: (low, high) of the data; chains start Uniform[low, high).
         sigmas: the noise ladder sigma_1 > ... > sigma_L (largest first).
-        sampler: samplers, defaults and the step convention (`SamplerBlock`).
+        sampler: the samplers held, their defaults and the step convention (`SamplerBlock`).
         files: which files hold the SavedModel and each ONNX endpoint.
         endpoints: the endpoint table (names, inputs, outputs) for this shape.
         format_version: the version the manifest was written in (read: 1 or 2).
@@ -207,7 +216,7 @@ class Manifest:
             "num_levels": self.num_levels,
             "sigmas": list(self.sigmas),
             "sampler": self.sampler.to_json(),
-            "endpoints": table_to_json(self.endpoints or endpoint_table(self.image_shape)),
+            "endpoints": table_to_json(self.endpoints or endpoint_table(self.image_shape, self.sampler.samplers)),
             "files": self.files.to_json(),
             "onnx_opset": self.onnx_opset,
             "score_model": self.score_model,
@@ -365,7 +374,9 @@ def _sampler_block(fields: _Fields, version: int, num_levels: int) -> SamplerBlo
     if default not in settings:
         known = "unknown to this reader" if default not in SAMPLERS else "missing from sampler.settings"
         raise block.fail("default", f"names the sampler {default!r}, {known}", UPDATE if default not in SAMPLERS else REEXPORT)
-    return SamplerBlock(default, convention, settings)
+    # The default first, then in registry order (a manifest's key order carries no meaning).
+    ordered = {name: settings[name] for name in (default, *SAMPLERS) if name in settings}
+    return SamplerBlock(default, convention, ordered)
 
 
 def _files(fields: _Fields) -> FileTable:
@@ -381,11 +392,11 @@ def _files(fields: _Fields) -> FileTable:
     return FileTable(savedmodel, {endpoint: path for endpoint, path in onnx.items() if endpoint in ENDPOINTS})
 
 
-def _endpoints(fields: _Fields, image_shape: tuple[int, ...]) -> dict[str, Endpoint]:
-    contract = endpoint_table(image_shape)
+def _endpoints(fields: _Fields, image_shape: tuple[int, ...], samplers: tuple[str, ...]) -> dict[str, Endpoint]:
+    contract = endpoint_table(image_shape)  # every endpoint this reader knows
     table = fields.object("endpoints", required=False)
     if table is None:
-        return contract
+        return endpoint_table(image_shape, samplers)
     found = {}
     for name, entry in table.items():
         if name not in ENDPOINTS:  # an endpoint this reader does not know: not offered
@@ -467,15 +478,16 @@ def parse(data: Any, source: str) -> Manifest:
     versions = fields.object("versions", required=False) or {}
     if not all(isinstance(key, str) and isinstance(value, str) for key, value in versions.items()):
         raise fields.fail("versions", "must map package names to version strings")
+    sampler = _sampler_block(fields, version, len(sigmas))
     return Manifest(
         name=fields.text("name", default="model"),
         dataset=fields.text("dataset", default="unknown"),
         image_shape=image_shape,
         value_range=_value_range(fields),
         sigmas=sigmas,
-        sampler=_sampler_block(fields, version, len(sigmas)),
+        sampler=sampler,
         files=_files(fields),
-        endpoints=_endpoints(fields, image_shape),
+        endpoints=_endpoints(fields, image_shape, sampler.samplers),
         format_version=version,
         onnx_opset=opset,
         score_model=fields.text("score_model", default="") or None,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from export_format.endpoints import OUTPUT_NAMES, SAMPLING_ENDPOINTS
+from export_format.endpoints import OUTPUT_NAMES, sampling_endpoints
 from export_format.errors import ExportFormatError, RunInterrupted
 from export_format.locate import ExportFiles
 
@@ -87,7 +87,7 @@ class OnnxRunner:
         self._lock = threading.Lock()
         self._current_run: Any = None
         self._interrupt_pending = False  # an interrupt that came while no call ran: stops the next one
-        for endpoint in SAMPLING_ENDPOINTS:
+        for endpoint in sampling_endpoints(files.manifest.sampler.default):  # the others' sessions when first used
             if endpoint in files.onnx:
                 self._session(endpoint)
 
@@ -197,7 +197,8 @@ class SavedModelRunner:
         except Exception as error:  # TF raises many types for a broken SavedModel
             raise ExportFormatError(f"TensorFlow cannot load {files.savedmodel}: {_first_line(error)}") from error
         self._signatures = dict(self._loaded.signatures)
-        for endpoint in SAMPLING_ENDPOINTS:
+        held = files.manifest.sampler.samplers
+        for endpoint in dict.fromkeys(name for sampler in held for name in sampling_endpoints(sampler)):
             if endpoint not in self._signatures:
                 raise ExportFormatError(f"SavedModel {files.savedmodel} has no {endpoint!r} signature; re-export the model")
         self.device = f"TensorFlow {'GPU' if tf.config.list_logical_devices('GPU') else 'CPU'}"

@@ -136,19 +136,23 @@ SAVEDMODEL_OP_ALLOWLIST: frozenset[str] = frozenset(
         "Fill",
         "FloorDiv",
         "GatherV2",
+        "Greater",  # elementwise comparison (the predictor-corrector's snr > 0)
         "GreaterEqual",
         "Identity",
         "IsFinite",
         "Less",
         "Log",
         "LogicalAnd",
+        "LogicalNot",  # elementwise (the samplers' phase flags)
         "MatMul",
         "Max",
         "Maximum",
         "Mean",
         "Minimum",
         "Mul",
+        "Neg",  # elementwise (the probability-flow step)
         "NoOp",  # control grouping (the init op)
+        "OnesLike",  # elementwise constant of a tensor's shape (a tf.where branch)
         "Pack",
         "Pad",
         "PartitionedCall",  # calls a library function (`f`), which is checked like every function
@@ -253,7 +257,9 @@ ONNX_OP_ALLOWLIST: frozenset[tuple[str, str]] = frozenset(
         ("", "Equal"),
         ("", "Exp"),
         ("", "Expand"),
+        ("", "Flatten"),  # a reshape to [B, -1] (the predictor-corrector's per-image norms)
         ("", "Gather"),
+        ("", "Greater"),
         ("", "GreaterOrEqual"),
         ("", "Identity"),
         ("", "IsInf"),
@@ -265,6 +271,7 @@ ONNX_OP_ALLOWLIST: frozenset[tuple[str, str]] = frozenset(
         ("", "Max"),
         ("", "Min"),
         ("", "Mul"),
+        ("", "Neg"),
         ("", "Not"),
         ("", "Or"),
         ("", "Pad"),

@@ -9,9 +9,15 @@ a silently wrong result. Sampler settings default to the manifest's
 values raises `DivergedError` ("reduce epsilon"). A batch of zero seeds returns an
 empty [0, ...] array in both runtimes without calling either.
 
+Every method that samples takes the sampler by name (`sampler="probability_flow"`,
+default: the manifest's `sampler.default`) with that sampler's own settings
+(`export_format.settings.SAMPLERS`); `samplers` lists what the export holds and
+`network_calls` says what a run costs.
+
 Example:
     sampler = load("exports/digits")
     images = sampler.sample(seeds=[0, 1, 2])  # [3, 8, 8, 1], not clipped: clip to [0, 1] to display
+    images = sampler.sample([0, 1, 2], sampler="probability_flow", order=1)
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from export_format.errors import DivergedError, ExportInputError
 from export_format.locate import ExportFiles, locate
 from export_format.manifest import Manifest
 from export_format.runners import open_runner
-from export_format.settings import SamplerSettings
+from export_format.settings import RESAMPLE_STEPS, SamplerSettings
 
 ArrayLike = Any  # anything np.asarray takes
 
@@ -140,17 +146,52 @@ class ExportedSampler:
         """Drop the sessions / the loaded SavedModel."""
         self._runner.close()
 
-    def _sampled(self, endpoint: str, inputs: dict[str, np.ndarray], settings: SamplerSettings, batch: int) -> np.ndarray:
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        """The samplers this export holds (manifest `sampler.settings`), the default first."""
+        return self.manifest.sampler.samplers
+
+    def _sampled(
+        self, role: str, inputs: dict[str, np.ndarray], settings: SamplerSettings, batch: int
+    ) -> np.ndarray:
+        """Run `settings.sampler`'s endpoint of `role` with its settings as graph inputs; check the result."""
         if batch == 0:  # nothing to sample: the same empty answer in both runtimes, no call
             return np.zeros((0, *self.image_shape), np.float32)
-        images = self.run(endpoint, {**inputs, **settings.inputs()})
+        kind = settings.kind
+        images = self.run(kind.endpoints[role], {**inputs, **settings.inputs(role)})
         finite = np.isfinite(images.reshape(batch, -1)).all(axis=1)  # [B]
         if not finite.all():
-            raise DivergedError(
-                f"sampling diverged: {int((~finite).sum())} of {batch} images became non-finite with epsilon "
-                f"{settings.epsilon:g}; reduce epsilon (this export's default is {self.manifest.sampler.epsilon:g})"
-            )
+            if kind.name == "annealed_langevin":
+                detail = (
+                    f"with epsilon {settings.epsilon:g}; reduce epsilon "
+                    f"(this export's default is {self.manifest.sampler.defaults(kind.name).epsilon:g})"
+                )
+            else:
+                values = settings.for_role(role).values().items()
+                shown = ", ".join(f"{name} {value:g}" for name, value in values if value is not None)
+                detail = f"with {kind.name} ({shown}); {kind.divergence_hint}"
+            raise DivergedError(f"sampling diverged: {int((~finite).sum())} of {batch} images became non-finite {detail}")
         return images
+
+    def _sampling_settings(self, settings: SamplerSettings | None, overrides: dict[str, Any]) -> SamplerSettings:
+        """The validated settings of a sampling (not inpainting) run: inpainting-only settings refused or dropped."""
+        if overrides.get(RESAMPLE_STEPS.name) not in (None, 0):
+            raise ExportInputError(
+                "resample_steps is RePaint's resampling for inpainting: use inpaint / inpaint_levels, or leave it out"
+            )
+        return self.settings(settings, **overrides).for_role("sample")
+
+    def network_calls(
+        self, settings: SamplerSettings | None = None, inpainting: bool = False, **overrides: Any
+    ) -> int:
+        """Score-network calls per image of a whole run with these settings (the manifest's defaults, then
+        `settings`, then `overrides`; e.g. `network_calls(sampler="probability_flow", order=2)`).
+
+        Raises:
+            ExportInputError: an unknown sampler or setting, or a value out of range.
+        """
+        checked = self.settings(settings, **overrides)
+        return checked.network_calls(self.num_levels, inpainting=inpainting)
 
     # -- input checks ------------------------------------------------------------------------
 
@@ -203,12 +244,24 @@ class ExportedSampler:
 
     # -- endpoints -----------------------------------------------------------------------------
 
-    def initial_images(self, seeds: ArrayLike) -> np.ndarray:
-        """x_0 ~ Uniform over the value range. Returns [B, *image_shape] float32."""
+    def initial_images(self, seeds: ArrayLike, sampler: str | None = None) -> np.ndarray:
+        """The start of `sampler`'s chains (None: the default sampler's).
+
+        Annealed Langevin starts from Uniform over the value range (`initial_images`); the
+        predictor-corrector and probability-flow samplers from the prior N(centre,
+        sigma_1^2 I), centred on the middle of the value range (`prior_images`).
+
+        Returns:
+            [B, *image_shape] float32.
+
+        Raises:
+            ExportInputError: bad seeds, or a sampler this export does not hold.
+        """
+        kind = self.manifest.sampler.defaults(sampler).kind  # an unknown or absent sampler: one line
         seeds = self._seeds(seeds)
         if seeds.size == 0:
             return np.zeros((0, *self.image_shape), np.float32)
-        return self.run("initial_images", {"seeds": seeds})
+        return self.run(kind.endpoints["initial_images"], {"seeds": seeds})
 
     def sample(self, seeds: ArrayLike, settings: SamplerSettings | None = None, **overrides: Any) -> np.ndarray:
         """A whole run from seeded initial images.
@@ -216,7 +269,9 @@ class ExportedSampler:
         Args:
             seeds: [B] int32 seeds, one per image (image b depends only on seeds[b]).
             settings: sampler settings (None fields = the manifest's defaults).
-            **overrides: single settings, e.g. steps_per_level=50, epsilon=2e-5, denoise=True.
+            **overrides: the sampler and single settings, e.g. steps_per_level=50, epsilon=2e-5,
+                denoise=True; sampler="predictor_corrector", corrector_steps=2, snr=0.6;
+                sampler="probability_flow", order=1.
 
         Returns:
             [B, *image_shape] float32, the raw chain (not clipped).
@@ -224,10 +279,9 @@ class ExportedSampler:
         Raises:
             ExportInputError: a bad input or setting. DivergedError: non-finite samples.
         """
-        settings = self.settings(settings, **overrides)
+        settings = self._sampling_settings(settings, overrides)
         seeds = self._seeds(seeds)
-        endpoint = settings.kind.endpoints["sample"]
-        return self._sampled(endpoint, {"seeds": seeds}, settings, len(seeds))
+        return self._sampled("sample", {"seeds": seeds}, settings, len(seeds))
 
     def sample_levels(
         self,
@@ -238,11 +292,14 @@ class ExportedSampler:
         settings: SamplerSettings | None = None,
         **overrides: Any,
     ) -> np.ndarray:
-        """Levels [first_level, last_level) from the chain state `images`; chunks chain exactly to `sample`."""
-        settings = self.settings(settings, **overrides)
+        """Levels [first_level, last_level) from the chain state `images`; chunks chain exactly to `sample`.
+
+        Level 0's state is `initial_images(seeds, sampler)` of the same sampler.
+        """
+        settings = self._sampling_settings(settings, overrides)
         seeds = self._seeds(seeds)
         inputs = {"images": self._images(images, "images", len(seeds)), "seeds": seeds, **self._levels(first_level, last_level)}
-        return self._sampled(settings.kind.endpoints["sample_levels"], inputs, settings, len(seeds))
+        return self._sampled("sample_levels", inputs, settings, len(seeds))
 
     def inpaint(
         self,
@@ -252,7 +309,10 @@ class ExportedSampler:
         settings: SamplerSettings | None = None,
         **overrides: Any,
     ) -> np.ndarray:
-        """Fill the unknown pixels (masks: 1 = known) of `known_images` ([B, *image_shape] in the data range)."""
+        """Fill the unknown pixels (masks: 1 = known) of `known_images` ([B, *image_shape] in the data range).
+
+        Settings as `sample`; predictor-corrector also takes resample_steps (RePaint's repeats per level).
+        """
         settings = self.settings(settings, **overrides)
         seeds = self._seeds(seeds)
         inputs = {
@@ -260,7 +320,7 @@ class ExportedSampler:
             "masks": self._masks(masks, len(seeds)),
             "seeds": seeds,
         }
-        return self._sampled(settings.kind.endpoints["inpaint"], inputs, settings, len(seeds))
+        return self._sampled("inpaint", inputs, settings, len(seeds))
 
     def inpaint_levels(
         self,
@@ -283,7 +343,7 @@ class ExportedSampler:
             "seeds": seeds,
             **self._levels(first_level, last_level),
         }
-        return self._sampled(settings.kind.endpoints["inpaint_levels"], inputs, settings, len(seeds))
+        return self._sampled("inpaint_levels", inputs, settings, len(seeds))
 
     def score(self, images: ArrayLike, sigma_indices: ArrayLike) -> np.ndarray:
         """The score network at noise levels `sigma_indices` ([B] in [0, L), 0 = largest sigma)."""
@@ -310,9 +370,9 @@ class ExportedSampler:
 
         The chunks chain exactly: the last chunk's images equal `sample(seeds, settings)`.
         """
-        settings = self.settings(settings, **overrides)
+        settings = self._sampling_settings(settings, overrides)
         chunks = level_chunks(self.num_levels, levels_per_chunk)
-        images = self.initial_images(seeds)  # [B, *image_shape] in the value range
+        images = self.initial_images(seeds, settings.sampler)  # [B, *image_shape], the sampler's start
         for index, (first, last) in enumerate(chunks):
             images = self.sample_levels(images, seeds, first, last, settings)
             yield Chunk(index, len(chunks), first, last, images)
@@ -329,7 +389,7 @@ class ExportedSampler:
         """`inpaint` as chunks of levels (masks: 1 = known); the chain carries known pixels with noise."""
         settings = self.settings(settings, **overrides)
         chunks = level_chunks(self.num_levels, levels_per_chunk)
-        images = self.initial_images(seeds)
+        images = self.initial_images(seeds, settings.sampler)  # [B, *image_shape], the sampler's start
         for index, (first, last) in enumerate(chunks):
             images = self.inpaint_levels(images, known_images, masks, seeds, first, last, settings)
             yield Chunk(index, len(chunks), first, last, images)

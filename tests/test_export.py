@@ -47,7 +47,9 @@ def test_export_layout_manifest_and_embedded_copies(digits_export_dir):
     assert manifest["num_levels"] == 2 and len(manifest["sigmas"]) == 2 and manifest["sigmas"][0] > manifest["sigmas"][1]
     assert manifest["sampler"] == {
         "default": "annealed_langevin", "convention": "code",
-        "settings": {"annealed_langevin": {"steps_per_level": 5, "epsilon": 2e-05, "denoise": False}},
+        "settings": {"annealed_langevin": {"steps_per_level": 5, "epsilon": 2e-05, "denoise": False},
+                     "predictor_corrector": {"corrector_steps": 2, "snr": 0.6, "resample_steps": 0},
+                     "probability_flow": {"order": 2}},
     }  # fmt: skip
     typed = export_format.read_manifest(digits_export_dir)  # the one reader agrees with the JSON
     assert typed.sampler.defaults() == export_format.SamplerSettings(5, 2e-05, False)

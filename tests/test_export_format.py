@@ -100,7 +100,7 @@ def test_version_1_exports_are_read_as_the_same_facts():
     }  # fmt: skip
     toy = manifest_io.parse(minimal, SOURCE)
     assert toy.image_shape == (2,) and toy.channels is None and toy.value_range == (0.0, 1.0) and toy.name == "model"
-    assert toy.sampler.convention == "code" and toy.endpoints == endpoint_table((2,))
+    assert toy.sampler.convention == "code" and toy.endpoints == endpoint_table((2,), ["annealed_langevin"])
 
 
 def _without(data, *path):
@@ -172,11 +172,11 @@ def test_each_manifest_error_is_one_line_naming_the_file_the_key_and_what_to_do(
 
 def test_samplers_a_reader_does_not_know_are_skipped_not_offered():
     data = version2()
-    data["sampler"]["settings"]["predictor_corrector"] = {"corrector_steps": 1, "snr": 0.16}  # a newer exporter's
-    data["endpoints"]["sample_pc"] = {"inputs": {}, "outputs": {}}
-    data["files"]["onnx"]["sample_pc"] = "onnx/sample_pc.onnx"
+    data["sampler"]["settings"]["stochastic_heun"] = {"churn": 0.5}  # a newer exporter's
+    data["endpoints"]["stochastic_heun_sample"] = {"inputs": {}, "outputs": {}}
+    data["files"]["onnx"]["stochastic_heun_sample"] = "onnx/stochastic_heun_sample.onnx"
     manifest = manifest_io.parse(data, SOURCE)
-    assert list(manifest.sampler.settings) == ["annealed_langevin"] and "sample_pc" not in manifest.files.onnx
+    assert list(manifest.sampler.settings) == ["annealed_langevin"] and "stochastic_heun_sample" not in manifest.files.onnx
 
 
 def test_an_endpoint_table_unlike_the_contract_is_refused():
@@ -228,7 +228,9 @@ def test_the_writer_refuses_to_write_what_the_reader_would_refuse(tmp_path):
         (SamplerSettings(5, 1e-5, "no"), "denoise (final denoising step) must be true or false, got 'no'"),
         (SamplerSettings(5, 1e-5, 0), "must be true or false, got 0"),
         (SamplerSettings(5, 1e-5, None), "denoise (final denoising step) is missing"),
-        (SamplerSettings(5, 1e-5, False, sampler="probability_flow"), "unknown sampler 'probability_flow'; known samplers: annealed_langevin"),
+        (SamplerSettings(5, 1e-5, False, sampler="stochastic_heun"),
+         "unknown sampler 'stochastic_heun'; known samplers: annealed_langevin, predictor_corrector, probability_flow"),
+        (SamplerSettings(5, 1e-5, False, sampler="probability_flow"), "steps_per_level is not a setting of probability_flow"),
     ],
 )  # fmt: skip
 def test_settings_validation_is_strict_and_says_the_range(settings, message):

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ncsn_tf.configs import SamplingConfig
 from ncsn_tf.evaluation.generator import EvaluationError, Generator, generator_from_model
 
 MANIFEST_FILE = "manifest.json"
@@ -23,6 +24,8 @@ MANIFEST_FORMAT = "ncsn-tf-export"
 MANIFEST_MAX_BYTES = 4 * 1024 * 1024  # a manifest is a few kB; anything far larger is not one
 RUNTIMES = ("auto", "onnx", "savedmodel")
 _SAMPLER_KEYS = {"steps_per_level": int, "epsilon": float, "denoise": bool, "convention": str}
+# The samplers an export's graphs run today (their `sample` endpoint); the others come with a later export format.
+EXPORT_SAMPLERS = ("annealed_langevin",)
 
 
 def is_export(path: str | os.PathLike[str]) -> bool:
@@ -86,7 +89,8 @@ def export_generator(path: str | os.PathLike[str], runtime: str = "auto", label:
         label: name for tables; default the path.
 
     Returns:
-        A Generator whose `sampler_defaults` are the manifest's `sampler` block.
+        A Generator whose `sampler_defaults` are the manifest's `sampler` block; it runs
+        annealed Langevin only (`EXPORT_SAMPLERS`).
 
     Raises:
         EvaluationError: the manifest is missing, malformed, or the asked runtime's files are absent.
@@ -116,6 +120,7 @@ def export_generator(path: str | os.PathLike[str], runtime: str = "auto", label:
     values = {key: _sampler_value(sampler, key, manifest_path) for key in _SAMPLER_KEYS}
     defaults = dataclasses.replace(
         config.sampling,
+        sampler=EXPORT_SAMPLERS[0],  # the training config's choice is provenance; the graphs run this one
         steps_per_level=values["steps_per_level"],
         epsilon=values["epsilon"],
         final_denoise=values["denoise"],
@@ -147,12 +152,12 @@ def export_generator(path: str | os.PathLike[str], runtime: str = "auto", label:
             for endpoint, model_file in model_files.items()
         }
 
-        def sample(seeds: np.ndarray, steps_per_level: int, epsilon: float, denoise: bool) -> np.ndarray:
+        def sample(seeds: np.ndarray, settings: SamplingConfig) -> np.ndarray:
             feeds = {
                 "seeds": seeds.astype(np.int32),  # [B]
-                "steps_per_level": np.asarray(steps_per_level, np.int32),
-                "epsilon": np.asarray(epsilon, np.float32),
-                "denoise": np.asarray(denoise, np.bool_),
+                "steps_per_level": np.asarray(settings.steps_per_level, np.int32),
+                "epsilon": np.asarray(settings.epsilon, np.float32),
+                "denoise": np.asarray(settings.final_denoise, np.bool_),
             }
             return sessions["sample"].run(["images"], feeds)[0]  # [B, *shape]
 
@@ -165,12 +170,12 @@ def export_generator(path: str | os.PathLike[str], runtime: str = "auto", label:
         saved_model = _export_file(folder, files.get("savedmodel", "savedmodel"), "the SavedModel")
         signatures = tf.saved_model.load(str(saved_model)).signatures
 
-        def sample(seeds: np.ndarray, steps_per_level: int, epsilon: float, denoise: bool) -> np.ndarray:
+        def sample(seeds: np.ndarray, settings: SamplingConfig) -> np.ndarray:
             out = signatures["sample"](
                 seeds=tf.constant(seeds, tf.int32),  # [B]
-                steps_per_level=tf.constant(steps_per_level, tf.int32),
-                epsilon=tf.constant(epsilon, tf.float32),
-                denoise=tf.constant(denoise, tf.bool),
+                steps_per_level=tf.constant(settings.steps_per_level, tf.int32),
+                epsilon=tf.constant(settings.epsilon, tf.float32),
+                denoise=tf.constant(settings.final_denoise, tf.bool),
             )
             return out["images"].numpy()  # [B, *shape]
 
@@ -182,5 +187,5 @@ def export_generator(path: str | os.PathLike[str], runtime: str = "auto", label:
         raise EvaluationError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
     return Generator(
         label if label is not None else os.fspath(path), runtime, config, step, sigmas, defaults,
-        f"{MANIFEST_FILE} sampler", _sample=sample, _score=score,
+        f"{MANIFEST_FILE} sampler", _sample=sample, _score=score, samplers=EXPORT_SAMPLERS,
     )  # fmt: skip

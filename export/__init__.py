@@ -1,11 +1,13 @@
 """export: SavedModel + ONNX samplers with annealed Langevin dynamics inside the graph.
 
-Library entry points (imported lazily, so `export.runtime` stays free of `ncsn_tf`):
+Library entry points (imported lazily, so that `import export` stays light):
     export_model(config, model, step, out_dir, ...) -> ExportResult
     export_checkpoint(workdir_or_prefix, out_dir, ...) -> ExportResult
     export_toy_mixture(out_dir, ...) -> ExportResult
     load(export_dir, runtime="onnxruntime" | "tensorflow") -> ExportedSampler
-The command line is `ncsn-export` / `python -m export` (`export.cli`).
+`load`, `ExportedSampler` and `ExportInputError` are `export_format`'s (the TF-free
+reader every consumer uses). The command line is `ncsn-export` / `python -m export`
+(`export.cli`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ _LAZY = {
     "export_toy_mixture": "export.exporter",
     "ExportError": "export.exporter",
     "ExportResult": "export.exporter",
-    "load": "export.runtime",
-    "ExportedSampler": "export.runtime",
-    "ExportInputError": "export.runtime",
+    "load": "export_format",
+    "ExportedSampler": "export_format",
+    "ExportInputError": "export_format",
 }
 
 __all__ = sorted(_LAZY)

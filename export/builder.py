@@ -1,138 +1,56 @@
 """The exported endpoints: seeded samplers with the whole Langevin loop inside the graph.
 
-`build_endpoints(model, spec)` returns one `tf.function` per endpoint of the export
-contract (docs/DESIGN.md): every input a named `TensorSpec` with a dynamic batch
-dimension, every output a named dict entry. `build_archive` puts them into a
-`keras.export.ExportArchive` (PITFALLS.md: plain `tf.saved_model.save` fails on
-Keras 3 subclassed models) together with the manifest as a constant endpoint and
-as an asset file.
+`build_endpoints(model, manifest)` returns one `tf.function` per endpoint of the
+export contract (`export_format.endpoints`, docs/export.md): every input a named
+`TensorSpec` with a dynamic batch dimension, every output a named dict entry.
+`build_archive` puts them into a `keras.export.ExportArchive` (plain
+`tf.saved_model.save` fails on Keras 3 subclassed models with two inputs) together
+with the manifest as a constant endpoint and as an asset file.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from export.runtime import ENDPOINT_OUTPUTS
+from export import _compat
+from export_format.endpoints import ENDPOINTS, MANIFEST_ENDPOINT, OUTPUT_NAMES, endpoint_table
+from export_format.layout import MANIFEST_FILE
+from export_format.manifest import Manifest
 from ncsn_tf import sampling
-from ncsn_tf.configs import Config
 
-# The endpoints, in the order they are written (the first is also `serving_default`).
-ENDPOINTS = ("sample", "initial_images", "sample_levels", "inpaint", "inpaint_levels", "score")
-OUTPUT_NAMES = ENDPOINT_OUTPUTS  # endpoint -> output name, defined with the TF-free runtime
-MANIFEST_ENDPOINT = "manifest"  # SavedModel only: returns the manifest JSON as a string constant
-MANIFEST_ASSET = "manifest.json"
-
-
-@dataclass(frozen=True)
-class SamplerSpec:
-    """What an export is built for: the example shape, the ladder and the sampler defaults.
-
-    Attributes:
-        name: export name (folder name).
-        dataset: data set the model was trained on.
-        example_shape: (H, W, C) for images, (2,) for toy points.
-        value_range: (low, high) of the data; initial images are Uniform[low, high).
-        sigmas: [L] float32 ladder, descending.
-        convention: Langevin step convention fixed at export ("code" or "paper").
-        steps_per_level: default T.
-        epsilon: default step size at the smallest sigma.
-        denoise: default for the final denoising step.
-    """
-
-    name: str
-    dataset: str
-    example_shape: tuple[int, ...]
-    value_range: tuple[float, float]
-    sigmas: tuple[float, ...]
-    convention: str
-    steps_per_level: int
-    epsilon: float
-    denoise: bool
-
-    @property
-    def num_levels(self) -> int:
-        return len(self.sigmas)
-
-
-def sampler_spec(config: Config, name: str | None = None, steps_per_level: int | None = None) -> SamplerSpec:
-    """The `SamplerSpec` of a training config (ladder, shape and sampler defaults from it).
-
-    Args:
-        config: the training config (config.json of the workdir).
-        name: export name; default `config.name`.
-        steps_per_level: default T written into the manifest; default `config.sampling.steps_per_level`.
-
-    Returns:
-        The spec.
-    """
-    if steps_per_level is not None and steps_per_level < 1:
-        raise ValueError(f"steps_per_level must be >= 1, got {steps_per_level}")
-    sigmas = config.noise.sigmas()
-    return SamplerSpec(
-        name=name or config.name,
-        dataset=config.data.dataset,
-        example_shape=tuple(int(size) for size in config.data.shape),
-        value_range=config.data.value_range,
-        sigmas=tuple(float(sigma) for sigma in sigmas),
-        convention=config.sampling.convention,
-        steps_per_level=int(steps_per_level or config.sampling.steps_per_level),
-        epsilon=float(config.sampling.epsilon),
-        denoise=bool(config.sampling.final_denoise),
-    )
+__all__ = ["ENDPOINTS", "MANIFEST_ENDPOINT", "OUTPUT_NAMES", "build_archive", "build_endpoints", "input_specs"]
 
 
 def input_specs(example_shape: tuple[int, ...]) -> dict[str, dict[str, tf.TensorSpec]]:
-    """The named input TensorSpecs of every endpoint, in argument order."""
-    shape = [None, *example_shape]
-
-    def images(name: str) -> tf.TensorSpec:
-        return tf.TensorSpec(shape, tf.float32, name=name)
-
-    seeds = tf.TensorSpec([None], tf.int32, name="seeds")  # [B], one seed per image
-    levels = {
-        "first_level": tf.TensorSpec([], tf.int32, name="first_level"),
-        "last_level": tf.TensorSpec([], tf.int32, name="last_level"),  # exclusive
-    }
-    settings = {
-        "steps_per_level": tf.TensorSpec([], tf.int32, name="steps_per_level"),
-        "epsilon": tf.TensorSpec([], tf.float32, name="epsilon"),
-        "denoise": tf.TensorSpec([], tf.bool, name="denoise"),
-    }
-    known = {"known_images": images("known_images"), "masks": images("masks")}
+    """The named input TensorSpecs of every endpoint, in argument order (from the endpoint table)."""
     return {
-        "sample": {"seeds": seeds, **settings},
-        "initial_images": {"seeds": seeds},
-        "sample_levels": {"images": images("images"), "seeds": seeds, **levels, **settings},
-        "inpaint": {**known, "seeds": seeds, **settings},
-        "inpaint_levels": {"images": images("images"), **known, "seeds": seeds, **levels, **settings},
-        "score": {"images": images("images"), "sigma_indices": tf.TensorSpec([None], tf.int32, name="sigma_indices")},
+        name: {
+            tensor.name: tf.TensorSpec(list(tensor.shape), tf.as_dtype(tensor.dtype), name=tensor.name)
+            for tensor in endpoint.inputs
+        }
+        for name, endpoint in endpoint_table(example_shape).items()
     }
 
 
-def output_specs(example_shape: tuple[int, ...]) -> dict[str, dict[str, tf.TensorSpec]]:
-    """The named outputs of every endpoint (`OUTPUT_NAMES`)."""
-    images = tf.TensorSpec([None, *example_shape], tf.float32)
-    return {name: {OUTPUT_NAMES[name]: images} for name in ENDPOINTS}
-
-
-def build_endpoints(model: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], spec: SamplerSpec) -> dict[str, tf.types.experimental.GenericFunction]:
+def build_endpoints(
+    model: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], manifest: Manifest
+) -> dict[str, tf.types.experimental.GenericFunction]:
     """One `tf.function` per endpoint, each with its named input signature and dict output.
 
     Args:
         model: the score model, `model(images [B, ...], sigma_indices [B]) -> [B, ...]`.
-        spec: shape, ladder and convention of the export.
+        manifest: the export's manifest (example shape, value range, ladder, step convention).
 
     Returns:
         endpoint name -> tf.function (ordered as ENDPOINTS).
     """
-    sigmas = np.asarray(spec.sigmas, np.float32)
-    shape, value_range, convention = spec.example_shape, spec.value_range, spec.convention
+    sigmas = np.asarray(manifest.sigmas, np.float32)  # [L], largest first
+    shape, value_range, convention = manifest.image_shape, manifest.value_range, manifest.sampler.convention
     specs = input_specs(shape)
 
     # The network as ONE function that every endpoint calls: traced once (Keras layers are slow
@@ -221,13 +139,10 @@ def build_archive(
         function.get_concrete_function()  # trace once; the SavedModel and tf2onnx share this trace
         archive.add_endpoint(name, function)
     archive.add_endpoint(MANIFEST_ENDPOINT, lambda: {"manifest": tf.constant(manifest_text)}, input_signature=[])
-    asset_path = os.path.join(os.fspath(asset_dir), MANIFEST_ASSET)
+    asset_path = os.path.join(os.fspath(asset_dir), MANIFEST_FILE)
     with open(asset_path, "w", encoding="utf-8") as f:
         f.write(manifest_text)
     # Kept as a plain file in assets/ for tools; the graph never reads it (no ReadFile op).
-    # ExportArchive has no public hook for assets; its trackable root is what gets saved.
-    root = getattr(archive, "_tf_trackable", None)
-    if root is None:
-        raise RuntimeError("keras.export.ExportArchive changed (no _tf_trackable); update export/builder.py")
-    root.manifest_asset = tf.saved_model.Asset(asset_path)
+    # ExportArchive has no public hook for assets: the asset goes onto its trackable root.
+    _compat.export_archive_root(archive).manifest_asset = tf.saved_model.Asset(asset_path)
     return archive

@@ -118,8 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.precision == "bfloat16" and args.format != "savedmodel":
         parser.error("--precision bfloat16 writes a SavedModel only (onnxruntime's CPU provider has no bfloat16 "
                      "convolution); use --format savedmodel")
-    if args.steps_per_level is not None and args.steps_per_level < 1:
-        parser.error(f"--steps-per-level must be >= 1, got {args.steps_per_level}")
+    if args.steps_per_level is not None:
+        from export_format.errors import ExportInputError
+        from export_format.settings import STEPS_PER_LEVEL
+
+        try:  # the one validation of sampler settings (the level bound is checked per model)
+            STEPS_PER_LEVEL.check(args.steps_per_level, "--steps-per-level")
+        except ExportInputError as error:
+            parser.error(str(error))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from export import onnx_convert
 
@@ -166,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     name = f"{name}-{len(used_names) + 1}"
                 result = export_checkpoint(job, args.out, use_ema=not args.no_ema, name=name, progress=progress, **options)
             used_names.add(result.name)
+            for note in result.notes:
+                bar.write(f"ncsn-export: {note}", file=sys.stderr)
             difference = result.verification.get("onnx_vs_savedmodel_max_abs_diff")
             verdict = "passed" + (f" (max diff {difference:.1e})" if difference is not None else " (SavedModel run)")
             outcomes.append(Outcome(source, result.name, args.format, _size(result.total_bytes), verdict, result.seconds, True))

@@ -6,14 +6,17 @@
   (`ncsn_tf.checkpoints.load_for_inference`, EMA weights when present).
 - `export_toy_mixture(out_dir)`: the exact-score model of the paper's 2-D mixture.
 
-Files are written into a hidden staging folder next to `OUT/NAME`, verified
-(`verify.py`), and only then moved to `OUT/NAME`; a failure removes them and
-raises `ExportError`.
+Files are written into a hidden staging folder `OUT/.NAME.partial-PID-*` next to
+`OUT/NAME`, verified (`verify.py`, through the same safety gate and readers every
+consumer uses), and only then moved to `OUT/NAME`; a failure removes them and raises
+`ExportError`. A staging folder left by a killed export (its process is gone) is
+removed by the next export into the same OUT, which says so in `ExportResult.notes`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -25,6 +28,8 @@ import keras
 
 from export import builder, manifest, onnx_convert
 from export.verify import TOLERANCE, verify_export
+from export_format import ExportInputError, layout
+from export_format import manifest as manifest_io
 from ncsn_tf.configs import Config
 
 DEFAULT_OPSET = 18
@@ -51,6 +56,7 @@ class ExportResult:
         sizes: bytes per part ("savedmodel", "onnx", "manifest").
         verification: the manifest's verification record.
         seconds: wall time of the export.
+        notes: one-line remarks for the user (e.g. leftovers of a killed export removed).
     """
 
     name: str
@@ -60,6 +66,7 @@ class ExportResult:
     sizes: dict[str, int] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
@@ -69,11 +76,11 @@ class ExportResult:
 def check_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
     """("savedmodel", "onnx") from "both" / "savedmodel" / "onnx" or a list of them."""
     if isinstance(formats, str):
-        formats = manifest.FORMATS if formats == "both" else (formats,)
-    unknown = [name for name in formats if name not in manifest.FORMATS]
+        formats = layout.FORMATS if formats == "both" else (formats,)
+    unknown = [name for name in formats if name not in layout.FORMATS]
     if unknown or not formats:
         raise ValueError(f"unknown export format(s) {unknown or formats}; use savedmodel, onnx or both")
-    return tuple(name for name in manifest.FORMATS if name in formats)
+    return tuple(name for name in layout.FORMATS if name in formats)
 
 
 def _current_umask() -> int:
@@ -89,14 +96,48 @@ def _folder_bytes(path: str) -> int:
 def _replace_folder(staging: str, final: str) -> None:
     """Move `staging` to `final`, replacing an older export there."""
     if os.path.lexists(final):
-        if not os.path.isfile(os.path.join(final, manifest.MANIFEST_FILE)):
+        if not os.path.isfile(os.path.join(final, layout.MANIFEST_FILE)):
             raise ExportError(f"{final} exists and is not an export folder; choose another --out or name")
-        trash = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.old-", dir=os.path.dirname(final))
+        trash = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.old-{os.getpid()}-", dir=os.path.dirname(final))
         os.replace(final, os.path.join(trash, "old"))
         os.replace(staging, final)
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(staging, final)
+
+
+# Hidden folders an export writes next to OUT/NAME: staging (".NAME.partial-PID-xxxx") and the
+# old export being replaced (".NAME.old-PID-xxxx"). Names without a PID come from older versions.
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:partial|old)-(?:(?P<pid>\d+)-)?[^/]*$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_leftovers(out_dir: str | os.PathLike[str]) -> list[str]:
+    """Remove staging/replacement folders in `out_dir` left by killed exports; returns their names.
+
+    A folder whose PID is a running process (an export in progress) is kept.
+    """
+    removed = []
+    for entry in sorted(os.listdir(out_dir)):
+        match = _LEFTOVER.match(entry)
+        path = os.path.join(out_dir, entry)
+        if match is None or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        if match["pid"] is not None and _process_alive(int(match["pid"])):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            removed.append(entry)
+    return removed
 
 
 def export_model(
@@ -156,35 +197,40 @@ def export_model(
         onnx_convert.check_opset(opset)
     if not getattr(model, "built", True):
         raise ExportError("the model is not built; call it once (build_score_model does) before exporting")
-    spec = builder.sampler_spec(config, name=name, steps_per_level=steps_per_level)
-    if not spec.name or os.sep in spec.name or spec.name.startswith("."):
-        raise ExportError(f"export name {spec.name!r} must be a plain folder name")
+    name = name or config.name
+    if not name or os.sep in name or name.startswith(".") or (os.altsep and os.altsep in name):
+        raise ExportError(f"export name {name!r} must be a plain folder name")
+    build_formats = ("savedmodel", *(("onnx",) if "onnx" in formats else ()))  # the SavedModel is the reference
+    record = dict(
+        name=name, steps_per_level=steps_per_level, step=step, ema=ema, score_model=type(model).__name__,
+        opset=opset if "onnx" in formats else None, precision=precision,
+    )  # fmt: skip
+    try:
+        # The copies inside the SavedModel are written before verification: they carry the tolerance only.
+        document = manifest.build_manifest(
+            config, **record, formats=build_formats, verification={"status": "pending", "tolerance": TOLERANCE}
+        )
+    except ExportInputError as error:
+        raise ExportError(f"cannot export {name!r}: {error}") from None
     out_dir = os.path.abspath(os.fspath(out_dir))
     os.makedirs(out_dir, exist_ok=True)
-    final = os.path.join(out_dir, spec.name)
-    staging = tempfile.mkdtemp(prefix=f".{spec.name}.partial-", dir=out_dir)
+    notes = [
+        f"removed {entry} (left in {out_dir} by an export that was killed)" for entry in remove_leftovers(out_dir)
+    ]
+    final = os.path.join(out_dir, name)
+    staging = tempfile.mkdtemp(prefix=f".{name}.partial-{os.getpid()}-", dir=out_dir)
     try:
-        # The SavedModel is always written: verification compares ONNX with it.
-        build_formats = ("savedmodel", *(("onnx",) if "onnx" in formats else ()))
-        record = dict(
-            step=step, ema=ema, score_model=type(model).__name__, formats=build_formats,
-            opset=opset if "onnx" in formats else None, precision=precision,
-        )  # fmt: skip
         float32_model = model
         if precision == "bfloat16":
             report("building the bfloat16 network")
             model = bfloat16_copy(config, model)
-        # The copies inside the SavedModel are written before verification: they carry the tolerance only.
-        document = manifest.build_manifest(
-            spec, config, **record, verification={"status": "pending", "tolerance": TOLERANCE}
-        )
         report("tracing endpoints")
-        endpoints = builder.build_endpoints(model, spec)
+        endpoints = builder.build_endpoints(model, document)
         scratch = os.path.join(staging, ".scratch")
         os.makedirs(scratch)
-        archive = builder.build_archive(model, endpoints, manifest.to_text(document), scratch)
+        archive = builder.build_archive(model, endpoints, manifest_io.to_text(document), scratch)
         report("writing SavedModel")
-        archive.write_out(os.path.join(staging, manifest.SAVEDMODEL_DIR), verbose=False)
+        archive.write_out(os.path.join(staging, layout.SAVEDMODEL_DIR), verbose=False)
         shutil.rmtree(scratch)
         onnx_models: dict[str, Any] = {}
         if "onnx" in formats:
@@ -193,31 +239,30 @@ def export_model(
                 onnx_models[endpoint] = onnx_convert.convert_endpoint(endpoints[endpoint], opset, optimize_onnx)
             for endpoint, levels in (("sample", "sample_levels"), ("inpaint", "inpaint_levels")):
                 onnx_models[endpoint] = onnx_convert.compose_full_run(
-                    onnx_models["initial_images"], onnx_models[levels], spec.num_levels, builder.OUTPUT_NAMES[endpoint]
-                )
-            os.makedirs(os.path.join(staging, manifest.ONNX_DIR))
+                    onnx_models["initial_images"], onnx_models[levels], document.num_levels,
+                    builder.OUTPUT_NAMES[endpoint],
+                )  # fmt: skip
+            os.makedirs(os.path.join(staging, layout.ONNX_DIR))
             for endpoint in builder.ENDPOINTS:
-                onnx_convert.save(onnx_models[endpoint], os.path.join(staging, document["files"]["onnx"][endpoint]))
-        manifest.write(document, staging)
+                onnx_convert.save(onnx_models[endpoint], os.path.join(staging, document.files.onnx[endpoint]))
+        manifest_io.write(document, staging)
         report("verifying")
         verification = verify_export(staging, with_onnx="onnx" in formats)
         if precision == "bfloat16":
             verification["bfloat16_vs_float32"] = check_bfloat16_scores(config, float32_model, model)
-        document = manifest.build_manifest(
-            spec, config, **{**record, "formats": formats}, verification=verification
-        )
-        text = manifest.to_text(document)
+        document = manifest.build_manifest(config, **record, formats=formats, verification=verification)
+        text = manifest_io.to_text(document)
         sizes: dict[str, int] = {}
         for endpoint, model_proto in onnx_models.items():
             onnx_convert.set_metadata(model_proto, onnx_convert.METADATA_KEY, text)
-            path = os.path.join(staging, document["files"]["onnx"][endpoint])
+            path = os.path.join(staging, document.files.onnx[endpoint])
             sizes["onnx"] = sizes.get("onnx", 0) + onnx_convert.save(model_proto, path)
-        savedmodel_dir = os.path.join(staging, manifest.SAVEDMODEL_DIR)
+        savedmodel_dir = os.path.join(staging, layout.SAVEDMODEL_DIR)
         if "savedmodel" in formats:
             sizes["savedmodel"] = _folder_bytes(savedmodel_dir)
         else:
             shutil.rmtree(savedmodel_dir)
-        sizes["manifest"] = os.path.getsize(manifest.write(document, staging))
+        sizes["manifest"] = os.path.getsize(manifest_io.write(document, staging))
         os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp made it private
         _replace_folder(staging, final)
     except BaseException as error:
@@ -227,10 +272,10 @@ def export_model(
         if not isinstance(error, Exception):
             raise
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ExportError(f"export of {spec.name!r} failed: {message}") from error
+        raise ExportError(f"export of {name!r} failed: {message}") from error
     return ExportResult(
-        name=spec.name, path=final, formats=formats, step=int(step), sizes=sizes,
-        verification=verification, seconds=time.perf_counter() - started,
+        name=name, path=final, formats=formats, step=int(step), sizes=sizes,
+        verification=verification, seconds=time.perf_counter() - started, notes=notes,
     )  # fmt: skip
 
 
@@ -348,5 +393,5 @@ def export_toy_mixture(
     from ncsn_tf.models.analytic import paper_toy_mixture
 
     config = toy_mixture_config()
-    model = paper_toy_mixture(builder.sampler_spec(config).sigmas)
+    model = paper_toy_mixture(tuple(float(sigma) for sigma in config.noise.sigmas()))
     return export_model(config, model, 0, out_dir, name=name, progress=progress, **options)

@@ -1,35 +1,28 @@
-"""The export manifest (docs/DESIGN.md, "The export contract").
+"""The manifest of a new export, built from the training config (the writer's side of the contract).
 
-One JSON object that tells a runtime everything it needs without guessing: image
-shape, value range, sigma ladder, sampler defaults, endpoint signatures, files,
-versions, and the verification result. It is written as `manifest.json`, returned
-by the SavedModel's `manifest` signature (a string constant), stored as the
-SavedModel asset `assets/manifest.json`, and in every ONNX file's `metadata_props`
-under `ncsn_manifest`.
+`export_format.manifest` defines, validates, reads and writes the manifest; this
+module only gathers what an export's manifest says from the training config and the
+export options (it imports TensorFlow and ncsn_tf, which the contract must not). The
+manifest is written as `manifest.json`, returned by the SavedModel's `manifest`
+signature (a string constant), stored as the SavedModel asset `assets/manifest.json`
+and in every ONNX file's `metadata_props` under `ncsn_manifest`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
-import tensorflow as tf
-
-from export.builder import ENDPOINTS, SamplerSpec, input_specs, output_specs
-from export.runtime import MANIFEST_FILE
+from export_format import layout
+from export_format.endpoints import ENDPOINTS, endpoint_table
+from export_format.manifest import FileTable, Manifest, SamplerBlock
+from export_format.settings import ANNEALED_LANGEVIN, SamplerSettings
 from ncsn_tf.configs import Config, to_dict
-
-FORMAT = "ncsn-tf-export"
-FORMAT_VERSION = 1
-SAVEDMODEL_DIR = "savedmodel"
-ONNX_DIR = "onnx"
-FORMATS = ("savedmodel", "onnx")
 
 
 def versions() -> dict[str, str]:
     """Versions of the project and the frameworks that wrote an export."""
     import keras
+    import tensorflow as tf
 
     import ncsn_tf
 
@@ -42,26 +35,27 @@ def versions() -> dict[str, str]:
     return found
 
 
-def _spec_entry(spec: tf.TensorSpec) -> dict[str, Any]:
-    return {"shape": [-1 if size is None else int(size) for size in spec.shape], "dtype": spec.dtype.name}
+def sampler_block(config: Config, steps_per_level: int | None = None) -> SamplerBlock:
+    """The manifest's sampler block: annealed Langevin with the config's defaults (T overridable).
 
-
-def endpoint_table(example_shape: tuple[int, ...]) -> dict[str, Any]:
-    """endpoint -> {"inputs": {name: {shape, dtype}}, "outputs": {...}}; -1 = any size (batch)."""
-    inputs, outputs = input_specs(example_shape), output_specs(example_shape)
-    return {
-        name: {
-            "inputs": {key: _spec_entry(spec) for key, spec in inputs[name].items()},
-            "outputs": {key: _spec_entry(spec) for key, spec in outputs[name].items()},
-        }
-        for name in ENDPOINTS
-    }
+    Raises:
+        ExportInputError: a default outside the documented ranges (e.g. `--steps-per-level 0`).
+    """
+    sampling = config.sampling
+    defaults = SamplerSettings(
+        steps_per_level=sampling.steps_per_level if steps_per_level is None else steps_per_level,
+        epsilon=sampling.epsilon,
+        denoise=sampling.final_denoise,
+        sampler=ANNEALED_LANGEVIN,
+    ).validate(config.noise.num_levels)
+    return SamplerBlock(ANNEALED_LANGEVIN, sampling.convention, {ANNEALED_LANGEVIN: defaults})
 
 
 def build_manifest(
-    spec: SamplerSpec,
     config: Config,
     *,
+    name: str,
+    steps_per_level: int | None,
     step: int,
     ema: bool,
     score_model: str,
@@ -69,64 +63,42 @@ def build_manifest(
     opset: int | None,
     verification: dict[str, Any],
     precision: str = "float32",
-) -> dict[str, Any]:
+) -> Manifest:
     """The manifest of one export.
 
     Args:
-        spec: shape, ladder and sampler defaults.
-        config: the training config (stored whole).
+        config: the training config (ladder, shape, sampler defaults; stored whole as provenance).
+        name: export name.
+        steps_per_level: default T written into the sampler block (None: the config's).
         step: training step of the exported weights.
         ema: whether the weights are the EMA weights.
         score_model: class name of the score model (e.g. CondRefineNetDilated).
-        formats: the formats written, a subset of ("savedmodel", "onnx").
+        formats: the formats written, a subset of `layout.FORMATS`.
         opset: the ONNX opset (None without ONNX).
         verification: the verification block (tolerance, and the measured numbers once known).
         precision: compute dtype of the score network ("float32" or "bfloat16"); every
             input and output of every endpoint is float32/int32/bool either way.
 
     Returns:
-        The manifest as a JSON-ready dict.
+        The `Manifest` (validated when written).
     """
-    images = len(spec.example_shape) == 3
-    files: dict[str, Any] = {"savedmodel": SAVEDMODEL_DIR if "savedmodel" in formats else None, "onnx": {}}
-    if "onnx" in formats:
-        files["onnx"] = {name: f"{ONNX_DIR}/{name}.onnx" for name in ENDPOINTS}
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": spec.name,
-        "dataset": spec.dataset,
-        "image_shape": list(spec.example_shape),
-        "channels": spec.example_shape[-1] if images else None,
-        "value_range": list(spec.value_range),
-        "num_levels": spec.num_levels,
-        "sigmas": list(spec.sigmas),
-        "sampler": {
-            "steps_per_level": spec.steps_per_level,
-            "epsilon": spec.epsilon,
-            "convention": spec.convention,
-            "denoise": spec.denoise,
-        },
-        "endpoints": endpoint_table(spec.example_shape),
-        "files": files,
-        "onnx_opset": opset if "onnx" in formats else None,
-        "score_model": score_model,
-        "precision": precision,
-        "checkpoint": {"step": int(step), "ema": bool(ema)},
-        "config": to_dict(config),
-        "versions": versions(),
-        "verification": verification,
-    }
-
-
-def to_text(manifest: dict[str, Any]) -> str:
-    """The manifest as indented JSON text (what every copy holds)."""
-    return json.dumps(manifest, indent=2) + "\n"
-
-
-def write(manifest: dict[str, Any], folder: str | os.PathLike[str]) -> str:
-    """Write `folder/manifest.json`; returns its path."""
-    path = os.path.join(os.fspath(folder), MANIFEST_FILE)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(to_text(manifest))
-    return path
+    example_shape = tuple(int(size) for size in config.data.shape)
+    onnx = {endpoint: layout.onnx_file(endpoint) for endpoint in ENDPOINTS} if "onnx" in formats else {}
+    return Manifest(
+        name=name,
+        dataset=config.data.dataset,
+        image_shape=example_shape,
+        value_range=tuple(float(value) for value in config.data.value_range),
+        sigmas=tuple(float(sigma) for sigma in config.noise.sigmas()),
+        sampler=sampler_block(config, steps_per_level),
+        files=FileTable(savedmodel=layout.SAVEDMODEL_DIR if "savedmodel" in formats else None, onnx=onnx),
+        endpoints=endpoint_table(example_shape),
+        onnx_opset=opset if "onnx" in formats else None,
+        score_model=score_model,
+        precision=precision,
+        checkpoint_step=int(step),
+        checkpoint_ema=bool(ema),
+        config=to_dict(config),
+        versions=versions(),
+        verification=verification,
+    )

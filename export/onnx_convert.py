@@ -32,9 +32,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-METADATA_KEY = "ncsn_manifest"  # ONNX metadata_props key holding the manifest JSON
+from export_format.layout import ONNX_METADATA_KEY
+
+METADATA_KEY = ONNX_METADATA_KEY  # ONNX metadata_props key holding the manifest JSON
 MIN_OPSET = 18  # BitwiseXor / BitShift on unsigned words
-# tf2onnx optimizers worth their time on these graphs (see tf2onnx.optimizer._optimizers).
+# tf2onnx optimizers worth their time on these graphs (names in tf2onnx's optimizer table).
 _OPTIMIZERS = (
     "optimize_transpose",
     "fold_constants",
@@ -72,14 +74,16 @@ def check_opset(opset: int) -> int:
 
 def _convert(concrete: Any, opset: int, fast: bool, optimize: bool) -> Any:
     """tf2onnx.convert.from_function's steps, with our optimizer list and error handling."""
-    from tf2onnx import convert, optimizer, tf_loader
+    from tf2onnx import convert, tf_loader
+
+    from export import _compat
 
     input_names = [t.name for t in concrete.inputs if t.dtype != tf.resource]
     output_names = [t.name for t in concrete.outputs if t.dtype != tf.resource]
     tensors_to_rename = convert.tensor_names_from_structed(concrete, input_names, output_names)
     optimizers = None
     if fast:
-        available = optimizer._get_optimizers()  # noqa: SLF001 (tf2onnx has no public list)
+        available = _compat.tf2onnx_optimizers()  # tf2onnx has no public list
         optimizers = {name: available[name] for name in _OPTIMIZERS if optimize and name in available}
     previous = os.environ.get(_CATCH_ERRORS_ENV)
     if fast:
@@ -87,7 +91,7 @@ def _convert(concrete: Any, opset: int, fast: bool, optimize: bool) -> Any:
     try:
         with tf.device("/cpu:0"):
             frozen = tf_loader.from_function(concrete, input_names, output_names)
-            model_proto, _ = convert._convert_common(  # noqa: SLF001 (from_function without its optimizer list)
+            model_proto, _ = _compat.tf2onnx_convert_common(  # from_function without its optimizer list
                 frozen,
                 name=concrete.name,
                 continue_on_error=False,  # an unsupported op is an error, not a broken file

@@ -1,8 +1,8 @@
 """Checks an export must pass before it is reported as written.
 
-1. The SavedModel contains no operation that touches files, processes or the
-   network (ReadFile, WriteFile, MatchingFiles, PyFunc, ...), and no signature
-   can reach checkpoint I/O: the desktop app refuses such graphs.
+1. The safety gate (`export_format.safety`, the same one the app and
+   `ExportedSampler` call) accepts the SavedModel and every ONNX file: the exporter
+   never reports a model that a reader would refuse.
 2. Every endpoint runs in the SavedModel (finite outputs of the right shape).
 3. With ONNX: every ONNX file loads in onnxruntime and a short seeded run of every
    endpoint matches the SavedModel. The noise is part of the compared path: it is
@@ -11,6 +11,9 @@
    Tolerance: max |ONNX - SavedModel| <= 1e-4 * max(1, max |SavedModel output|)
    for every endpoint; for image models the number of pixels that differ after
    8-bit quantisation of the clipped samples is recorded as well.
+
+Both runs go through `export_format.ExportedSampler`, which passes every file
+through the gate before loading it.
 """
 
 from __future__ import annotations
@@ -20,112 +23,26 @@ from typing import Any
 
 import numpy as np
 
-from export.runtime import ExportedSampler
+from export_format import ExportedSampler, ExportFormatError
 
 TOLERANCE = 1e-4  # relative to max(1, max |SavedModel output|)
 VERIFY_STEPS_PER_LEVEL = 2  # a short run: enough to pass through every level, the loop and the denoiser
 VERIFY_SEEDS = (0, 7, 2**31 - 1)
-
-# Ops that read/write files, run Python, or talk to other processes or hosts.
-FORBIDDEN_OPS = frozenset(
-    {
-        "ReadFile", "WriteFile", "MatchingFiles", "ImmutableConst", "FileSystemSetConfiguration",
-        "InitializeTableFromTextFile", "InitializeTableFromTextFileV2", "LoadAndRemapMatrix",
-        "WholeFileReader", "WholeFileReaderV2", "TextLineReader", "TextLineReaderV2", "TFRecordReader",
-        "TFRecordReaderV2", "FixedLengthRecordReader", "FixedLengthRecordReaderV2", "ReaderRead", "ReaderReadV2",
-        "TFRecordDataset", "TFRecordDatasetV2", "TextLineDataset", "FixedLengthRecordDataset",
-        "FixedLengthRecordDatasetV2", "CSVDataset", "CSVDatasetV2", "SqlDataset", "LMDBDataset",
-        "SaveDataset", "SaveDatasetV2", "LoadDataset", "SnapshotDataset", "SnapshotDatasetV2",
-        "Print", "PrintV2", "CreateSummaryFileWriter", "WriteSummary", "WriteScalarSummary",
-        "WriteImageSummary", "WriteHistogramSummary", "WriteRawProtoSummary", "WriteGraphSummary",
-        "FlushSummaryWriter", "DebugIdentity", "DebugIdentityV2", "DebugIdentityV3",
-        "PyFunc", "PyFuncStateless", "EagerPyFunc",
-        "RpcClient", "RpcCall", "RpcServer", "Rpc", "TryRpc", "RemoteCall", "_Send", "_Recv", "_HostSend",
-        "_HostRecv", "CollectiveReduce", "CollectiveReduceV2", "CollectiveGather", "CollectiveGatherV2",
-        "CollectiveBcastSend", "CollectiveBcastRecv", "DataServiceDataset", "DataServiceDatasetV2",
-    }
-)  # fmt: skip
-# In every SavedModel's saver (restoring the variables); never reachable from a signature.
-CHECKPOINT_OPS = frozenset({"SaveV2", "RestoreV2", "MergeV2Checkpoints", "Save", "Restore", "RestoreSlice"})
+VERIFY_PROVIDER = "CPUExecutionProvider"  # the comparison is of the conversion, not of an accelerator
 
 
 class VerificationError(RuntimeError):
     """An export failed verification; its files are removed."""
 
 
-# ---------------------------------------------------------------------------
-# SavedModel graph scan.
-# ---------------------------------------------------------------------------
-
-
-def _called_functions(node: Any) -> list[str]:
-    names = [node.op]  # a node whose op is a library function
-    for attribute in node.attr.values():
-        if attribute.HasField("func"):
-            names.append(attribute.func.name)
-        if attribute.HasField("list"):
-            names.extend(function.name for function in attribute.list.func)
-    return names
-
-
-def savedmodel_ops(savedmodel_dir: str | os.PathLike[str]) -> tuple[set[str], set[str]]:
-    """(all op types anywhere, op types reachable from the signatures and the init op).
-
-    Parses `saved_model.pb` only; nothing is executed.
-    """
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved_model = saved_model_pb2.SavedModel()
-    with open(os.path.join(os.fspath(savedmodel_dir), "saved_model.pb"), "rb") as f:
-        saved_model.ParseFromString(f.read())
-    everywhere: set[str] = set()
-    reachable: set[str] = set()
-    for meta_graph in saved_model.meta_graphs:
-        graph = meta_graph.graph_def
-        functions = {function.signature.name: function for function in graph.library.function}
-        everywhere |= {node.op for node in graph.node}
-        for function in functions.values():
-            everywhere |= {node.op for node in function.node_def}
-        nodes = {node.name: node for node in graph.node}
-        # Start from every signature's tensors (and the init op), walk graph inputs backwards.
-        pending_nodes = [
-            info.name.split(":")[0].lstrip("^")
-            for signature in meta_graph.signature_def.values()
-            for info in (*signature.inputs.values(), *signature.outputs.values())
-        ]
-        seen_nodes: set[str] = set()
-        pending_functions: list[str] = []
-        while pending_nodes:
-            name = pending_nodes.pop()
-            if name in seen_nodes or name not in nodes:
-                continue
-            seen_nodes.add(name)
-            node = nodes[name]
-            reachable.add(node.op)
-            pending_functions.extend(_called_functions(node))
-            pending_nodes.extend(source.split(":")[0].lstrip("^") for source in node.input)
-        pending_functions.extend(meta_graph.object_graph_def.concrete_functions.keys())
-        seen_functions: set[str] = set()
-        while pending_functions:
-            name = pending_functions.pop()
-            if name in seen_functions or name not in functions:
-                continue
-            seen_functions.add(name)
-            for node in functions[name].node_def:
-                reachable.add(node.op)
-                pending_functions.extend(_called_functions(node))
-    return everywhere, reachable
-
-
-def check_savedmodel_ops(savedmodel_dir: str | os.PathLike[str]) -> None:
-    """Raise VerificationError if the SavedModel has file/process/network ops or reachable checkpoint I/O."""
-    everywhere, reachable = savedmodel_ops(savedmodel_dir)
-    forbidden = everywhere & FORBIDDEN_OPS
-    if forbidden:
-        raise VerificationError(f"the SavedModel contains file/process/network ops {sorted(forbidden)}")
-    checkpoint_io = reachable & CHECKPOINT_OPS
-    if checkpoint_io:
-        raise VerificationError(f"a SavedModel signature can reach checkpoint I/O ops {sorted(checkpoint_io)}")
+def _open(export_dir: str | os.PathLike[str], runtime: str) -> ExportedSampler:
+    """The export in `runtime`, through the safety gate (a refusal is a `VerificationError`)."""
+    try:
+        if runtime == "onnxruntime":
+            return ExportedSampler(export_dir, runtime=runtime, provider=VERIFY_PROVIDER)
+        return ExportedSampler(export_dir, runtime=runtime)
+    except ExportFormatError as error:
+        raise VerificationError(f"{runtime} refused the export: {error}") from None
 
 
 # ---------------------------------------------------------------------------
@@ -141,11 +58,7 @@ def _check_inputs(sampler: ExportedSampler) -> dict[str, dict[str, np.ndarray]]:
     known = sampler.initial_images(seeds + 1)  # [3, ...] some data-range "pictures"
     masks = np.zeros_like(known)
     masks.reshape(len(seeds), -1)[:, : masks[0].size // 2] = 1.0  # first half of every example known
-    settings = {
-        "steps_per_level": np.array(VERIFY_STEPS_PER_LEVEL, np.int32),
-        "epsilon": np.array(sampler.manifest["sampler"]["epsilon"], np.float32),
-        "denoise": np.array(True),
-    }
+    settings = sampler.settings(steps_per_level=VERIFY_STEPS_PER_LEVEL, denoise=True).inputs()  # default epsilon
     middle = max(1, levels // 2)
     return {
         "initial_images": {"seeds": seeds},
@@ -179,12 +92,11 @@ def verify_export(export_dir: str | os.PathLike[str], with_onnx: bool) -> dict[s
         A JSON-ready dict: status, tolerance, the largest difference and one entry per endpoint.
 
     Raises:
-        VerificationError: a forbidden op, a failing endpoint, or a difference above the tolerance.
+        VerificationError: the gate refused a file, an endpoint failed, or a difference is above the tolerance.
     """
-    reference = ExportedSampler(export_dir, runtime="tensorflow")
-    check_savedmodel_ops(os.path.join(os.fspath(export_dir), reference.manifest["files"]["savedmodel"]))
+    reference = _open(export_dir, "tensorflow")
     inputs = _check_inputs(reference)
-    value_range = tuple(reference.manifest["value_range"])
+    value_range = reference.manifest.value_range
     images = len(reference.image_shape) == 3
     record: dict[str, Any] = {
         "status": "passed",
@@ -192,7 +104,7 @@ def verify_export(export_dir: str | os.PathLike[str], with_onnx: bool) -> dict[s
         "tolerance_scale": "max(1, max |savedmodel output|)",
         "steps_per_level": VERIFY_STEPS_PER_LEVEL,
         "seeds": list(VERIFY_SEEDS),
-        "savedmodel_ops_checked": True,
+        "savedmodel_ops_checked": True,  # by the safety gate, as every reader checks it
         "onnx_vs_savedmodel_max_abs_diff": None,
         "endpoints": {},
     }
@@ -208,7 +120,7 @@ def verify_export(export_dir: str | os.PathLike[str], with_onnx: bool) -> dict[s
     reference.close()
     if not with_onnx:
         return record
-    candidate = ExportedSampler(export_dir, runtime="onnxruntime")
+    candidate = _open(export_dir, "onnxruntime")
     largest = 0.0
     for endpoint, feed in inputs.items():
         try:

@@ -1,6 +1,7 @@
 """Session-wide exports shared by the export tests (conversion is slow: export each model once).
 
-Registered in tests/conftest.py. Other test modules (e.g. the desktop tests) may use
+Registered in tests/conftest.py (`toy_export_dir`, `digits_workdir`, `digits_export_dir`,
+`gaussian_export_dir`). Other test modules (e.g. the desktop tests) may use
 these fixtures or call the same entry points: `export.exporter.export_model(config,
 model, step, out_dir)`, `export_checkpoint(workdir, out_dir)`, `export_toy_mixture(out_dir)`.
 """
@@ -63,3 +64,47 @@ def digits_export_dir(digits_workdir, exports_root):
     from export.exporter import export_checkpoint
 
     return export_checkpoint(digits_workdir, exports_root, optimize_onnx=False).path
+
+
+def gaussian_image_model(sigmas, std: float = 0.5, broken: bool = False):
+    """The exact score of N(0.5, std^2 I) on [B, 8, 8, 1] images, built (no weights).
+
+    A one-component `GaussianMixtureScore` on flattened images: the same ops as the
+    exact-score exports the safety gate's allowlist is derived from. `broken=True`
+    returns NaN scores (a model whose export must fail verification).
+    """
+    import keras
+    import numpy as np
+    from keras import ops
+
+    from ncsn_tf.models.analytic import GaussianMixtureScore
+
+    class GaussianImageScore(keras.Model):
+        def __init__(self) -> None:
+            super().__init__(name="gaussian_image_score")
+            # Two equal components: one Gaussian. (One component, or a zero mean, makes tf2onnx fold a
+            # `0 - x` into Neg, an op no real export uses, which the safety gate's allowlist refuses.)
+            means = np.full((2, 64), 0.5, np.float32)
+            self.mixture = GaussianMixtureScore([1.0, 1.0], means, variance=std**2, sigmas=sigmas)
+
+        def call(self, noisy, sigma_indices):
+            scores = ops.reshape(self.mixture(ops.reshape(noisy, (-1, 64)), sigma_indices), (-1, 8, 8, 1))
+            return scores * float("nan") if broken else scores  # [B, 8, 8, 1]
+
+    model = GaussianImageScore()
+    model(np.zeros((1, 8, 8, 1), np.float32), np.zeros(1, np.int32))  # built
+    return model
+
+
+@pytest.fixture(scope="session")
+def gaussian_export_dir(exports_root):
+    """The exact score of N(0.5, 0.5^2 I) 8x8x1 "images" on the tiny digits ladder, both formats.
+
+    No weights (closed-form score), so it converts quickly; with epsilon = 1 the chain
+    provably diverges (the step at sigma_1 = 1 is 1e4 / (0.25 + 1) times the distance to 0.5).
+    """
+    from export.exporter import export_model
+
+    config = tiny_digits_config()
+    model = gaussian_image_model([float(sigma) for sigma in config.noise.sigmas()])
+    return export_model(config, model, 0, exports_root, name="gaussian").path  # optimized, as the CLI default

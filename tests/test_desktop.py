@@ -456,10 +456,10 @@ def _failing_export(tiny_export: Path, out: Path, any_batch: bool = True) -> Pat
     target = [-1, 7] if any_batch else [1, height, width, channels]
     shape = helper.make_tensor("bad_shape", TensorProto.INT64, [len(target)], target)
     graph = helper.make_graph(
-        [helper.make_node("Reshape", ["images", "bad_shape"], ["out"])],
-        "fails",
+        [helper.make_node("Reshape", ["images", "bad_shape"], ["images_out"])],
+        "fails",  # output named as the contract says (the runner fetches images_out)
         inputs,
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("images_out", TensorProto.FLOAT, None)],
         initializer=[shape],
     )
     onnx.save(

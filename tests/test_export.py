@@ -1,6 +1,6 @@
-"""Exports of the tiny digits network and the exact-score toy mixture: layout, manifest, safety,
-seeds, chunks, inpainting and input errors, in onnxruntime and TensorFlow; a fresh process that
-never imports ncsn_tf runs both exports."""
+"""Exports of the tiny digits network and the exact-score toy mixture: layout, manifest, the safety
+gate, seeds, chunks, inpainting and input errors, in onnxruntime and TensorFlow; leftovers of a
+killed export; a fresh process that never imports ncsn_tf runs both exports."""
 
 import json
 import math
@@ -11,10 +11,13 @@ import textwrap
 
 import numpy as np
 import pytest
+from export_fixtures import gaussian_export_dir  # noqa: F401 (a session fixture used here only)
 
+import export_format
 from export import runtime
 from export.builder import ENDPOINTS, OUTPUT_NAMES
 from export.runtime import ExportInputError
+from export_format import DivergedError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNTIMES = ("onnxruntime", "tensorflow")
@@ -38,11 +41,17 @@ def test_export_layout_manifest_and_embedded_copies(digits_export_dir):
     import onnxruntime
 
     manifest = runtime.read_manifest(digits_export_dir)
-    assert manifest["format"] == "ncsn-tf-export" and manifest["format_version"] == 1
+    assert manifest["format"] == "ncsn-tf-export" and manifest["format_version"] == 2
     assert manifest["name"] == "digits_tiny" and manifest["dataset"] == "digits"
     assert manifest["image_shape"] == [8, 8, 1] and manifest["channels"] == 1 and manifest["value_range"] == [0.0, 1.0]
     assert manifest["num_levels"] == 2 and len(manifest["sigmas"]) == 2 and manifest["sigmas"][0] > manifest["sigmas"][1]
-    assert manifest["sampler"] == {"steps_per_level": 5, "epsilon": 2e-05, "convention": "code", "denoise": False}
+    assert manifest["sampler"] == {
+        "default": "annealed_langevin", "convention": "code",
+        "settings": {"annealed_langevin": {"steps_per_level": 5, "epsilon": 2e-05, "denoise": False}},
+    }  # fmt: skip
+    typed = export_format.read_manifest(digits_export_dir)  # the one reader agrees with the JSON
+    assert typed.sampler.defaults() == export_format.SamplerSettings(5, 2e-05, False)
+    assert typed.image_shape == (8, 8, 1) and typed.sigmas == tuple(manifest["sigmas"]) and typed.checkpoint_step == 3
     assert manifest["checkpoint"] == {"step": 3, "ema": False} and manifest["onnx_opset"] == 18
     assert manifest["config"]["model"]["ngf"] == 4 and manifest["score_model"] == "CondRefineNetDilated"
     assert {"ncsn_tf", "tensorflow", "keras", "tf2onnx", "onnx"} <= set(manifest["versions"])
@@ -75,21 +84,16 @@ def test_export_layout_manifest_and_embedded_copies(digits_export_dir):
     assert asset["verification"] == {"status": "pending", "tolerance": 1e-4}
 
 
-def test_savedmodel_has_no_file_process_or_network_ops(digits_export_dir, toy_export_dir):
-    from export.verify import FORBIDDEN_OPS, check_savedmodel_ops, savedmodel_ops
+def test_every_real_export_passes_the_safety_gate(digits_export_dir, toy_export_dir):
+    """The gate every reader calls accepts what the exporter writes (the exporter checked it too)."""
+    from export_format.safety import check_savedmodel, load_onnx_checked
 
     for folder in (digits_export_dir, toy_export_dir):
-        savedmodel = os.path.join(folder, "savedmodel")
-        everywhere, reachable = savedmodel_ops(savedmodel)
-        assert "StatelessWhile" in reachable or "While" in reachable  # the loop is in the graph
-        assert not everywhere & FORBIDDEN_OPS and "ReadFile" not in everywhere
-        assert not reachable & {"SaveV2", "RestoreV2", "MergeV2Checkpoints"}
-        check_savedmodel_ops(savedmodel)
-        try:  # the desktop app's own gate, when it is installed alongside
-            from desktop.backend.safety import check_savedmodel
-        except ImportError:
-            continue
-        check_savedmodel(savedmodel)
+        files = export_format.locate(folder)
+        check_savedmodel(files.savedmodel)
+        for path in files.onnx.values():
+            load_onnx_checked(path)
+        assert export_format.read_manifest(folder).verification["savedmodel_ops_checked"] is True
 
 
 # ---------------------------------------------------------------------------
@@ -129,7 +133,7 @@ def test_level_chunks_chain_to_the_full_sample(digits_samplers, name):
 @pytest.mark.parametrize("name", RUNTIMES)
 def test_inpainting_keeps_the_known_pixels(digits_samplers, name):
     sampler = digits_samplers[name]
-    sigma_last = sampler.manifest["sigmas"][-1]
+    sigma_last = sampler.manifest.sigmas[-1]
     seeds = np.arange(4)
     known = np.random.default_rng(0).uniform(size=(4, 8, 8, 1)).astype(np.float32)
     masks = np.zeros_like(known)
@@ -173,14 +177,78 @@ def test_python_api_rejects_bad_inputs_with_clear_errors(digits_samplers):
         sampler.inpaint(good, masks, [0, 1, 2])
     with pytest.raises(ExportInputError, match="level range"):
         sampler.sample_levels(good, [0, 1], 1, 3)
+    with pytest.raises(ExportInputError, match="first_level must be an integer, got 0.5"):
+        sampler.sample_levels(good, [0, 1], 0.5, 2)
     with pytest.raises(ExportInputError, match="integers"):
         sampler.sample([0.5, 1.5])
     with pytest.raises(ExportInputError, match="int32"):
         sampler.sample([2**31])
-    with pytest.raises(ExportInputError, match="steps_per_level"):
-        sampler.sample([0], steps_per_level=0)
     with pytest.raises(ExportInputError, match="sigma_indices"):
         sampler.score(good, [0, 2])
+    with pytest.raises(ExportInputError, match="images must be real numbers, got dtype complex"):
+        sampler.sample_levels(good + 1j, [0, 1])  # the imaginary part is never dropped silently
+    with pytest.raises(ExportInputError, match="unknown sampler setting"):
+        sampler.sample([0], step_per_level=3)
+    with pytest.raises(ExportInputError, match="unknown sampler 'heun'"):
+        sampler.sample([0], sampler="heun")
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"steps_per_level": 0}, r"steps_per_level \(steps per level\) must be an integer in \[1, 100000\], got 0"),
+        ({"steps_per_level": 1.9}, r"must be an integer in \[1, 100000\], got 1.9 \(float\)"),  # not silently 1
+        ({"steps_per_level": True}, r"must be an integer .*, got True"),
+        ({"steps_per_level": 110_000_000}, r"must be an integer in \[1, 100000\], got 110000000"),  # never unsampled noise
+        ({"epsilon": 1e40}, r"epsilon \(step size\) must be a finite number in \(0, 1\], got 1e\+40"),
+        ({"epsilon": float("nan")}, r"epsilon .* got nan"),
+        ({"epsilon": 0.0}, r"epsilon .* got 0.0"),
+        ({"epsilon": 1e-5 + 1j}, r"epsilon .* got \(1e-05\+1j\) \(complex\)"),
+        ({"denoise": "no"}, r"denoise \(final denoising step\) must be true or false, got 'no'"),
+        ({"denoise": 1}, r"denoise .* must be true or false, got 1"),
+    ],
+)
+def test_sampler_settings_are_strict_in_every_runtime(digits_samplers, settings, message):
+    for sampler in digits_samplers.values():
+        with pytest.raises(ExportInputError, match=message) as caught:
+            sampler.sample([0, 1], **settings)
+        assert "\n" not in str(caught.value)  # one line
+
+
+def test_numpy_scalars_are_accepted_as_settings(digits_samplers):
+    sampler = digits_samplers["onnxruntime"]
+    plain = sampler.sample([3], steps_per_level=2, epsilon=2e-5, denoise=True)
+    numpy = sampler.sample([3], steps_per_level=np.int64(2), epsilon=np.float32(2e-5), denoise=np.bool_(True))
+    np.testing.assert_array_equal(plain, numpy)
+
+
+def test_an_empty_batch_is_the_same_empty_answer_in_both_runtimes(digits_samplers):
+    for sampler in digits_samplers.values():
+        empty = np.zeros((0, 8, 8, 1), np.float32)
+        for images in (
+            sampler.initial_images([]),
+            sampler.sample([]),
+            sampler.sample_levels(empty, [], 0, 1),
+            sampler.inpaint(empty, empty, []),
+            sampler.inpaint_levels(empty, empty, empty, []),
+            sampler.score(empty, []),
+        ):
+            assert images.shape == (0, 8, 8, 1) and images.dtype == np.float32
+        with pytest.raises(ExportInputError, match="steps_per_level"):  # settings are still checked
+            sampler.sample([], steps_per_level=0)
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_a_diverging_chain_is_a_one_line_error_not_silent_nan(gaussian_export_dir, name):  # noqa: F811
+    sampler = export_format.load(gaussian_export_dir, name)
+    finite = sampler.sample([0, 1], steps_per_level=3)  # the export's epsilon (2e-5): fine
+    assert np.isfinite(finite).all()
+    with pytest.raises(DivergedError, match=r"sampling diverged: 2 of 2 images became non-finite with epsilon 1; reduce epsilon"):
+        sampler.sample([0, 1], steps_per_level=100, epsilon=1.0)
+    chunks = sampler.iter_sample([0], levels_per_chunk=1, epsilon=1.0, steps_per_level=100)
+    with pytest.raises(DivergedError):  # a chunked run stops at the first chunk that diverged
+        list(chunks)
+    sampler.close()
 
 
 # ---------------------------------------------------------------------------
@@ -189,23 +257,14 @@ def test_python_api_rejects_bad_inputs_with_clear_errors(digits_samplers):
 
 
 def test_a_failed_export_removes_its_files_and_keeps_the_previous_export(tmp_path):
-    import keras
-    from export_fixtures import tiny_digits_config
+    from export_fixtures import gaussian_image_model, tiny_digits_config
 
     from export.exporter import ExportError, export_model
-    from ncsn_tf.models.analytic import GaussianScore
-
-    @keras.saving.register_keras_serializable(package="ncsn_tf_tests")
-    class BrokenScore(GaussianScore):
-        def call(self, noisy, sigma_indices):
-            return super().call(noisy, sigma_indices) * float("nan")
 
     config = tiny_digits_config()
-    good = GaussianScore(std=0.5, sigmas=[1.0, 0.01])
-    good(np.zeros((1, 8, 8, 1), np.float32), np.zeros(1, np.int32))
+    good = gaussian_image_model([1.0, 0.01])
     first = export_model(config, good, 0, tmp_path, name="model", formats="savedmodel")
-    broken = BrokenScore(std=0.5, sigmas=[1.0, 0.01])
-    broken(np.zeros((1, 8, 8, 1), np.float32), np.zeros(1, np.int32))
+    broken = gaussian_image_model([1.0, 0.01], broken=True)
     with pytest.raises(ExportError, match="non-finite"):
         export_model(config, broken, 1, tmp_path, name="model", formats="savedmodel")
     assert sorted(os.listdir(tmp_path)) == ["model"]  # no staging folder left
@@ -214,6 +273,27 @@ def test_a_failed_export_removes_its_files_and_keeps_the_previous_export(tmp_pat
         export_model(config, good, 0, tmp_path, opset=17)
     with pytest.raises(ValueError, match="format"):
         export_model(config, good, 0, tmp_path, formats="tflite")
+
+
+def test_leftovers_of_a_killed_export_are_removed_by_the_next(tmp_path):
+    from export_fixtures import gaussian_image_model, tiny_digits_config
+
+    from export.exporter import export_model
+
+    killed = tmp_path / ".model.partial-abc123"  # an older exporter's staging folder (no PID)
+    (killed / "savedmodel").mkdir(parents=True)
+    (killed / "savedmodel" / "saved_model.pb").write_bytes(b"\0" * 1000)
+    dead = tmp_path / ".other.partial-999999999-x1"  # a PID that is no running process
+    dead.mkdir()
+    replacing = tmp_path / ".model.old-999999999-y2"  # killed while replacing an old export
+    replacing.mkdir()
+    running = tmp_path / f".busy.partial-{os.getpid()}-z3"  # an export in progress (this process)
+    running.mkdir()
+    model = gaussian_image_model([1.0, 0.01])
+    result = export_model(tiny_digits_config(), model, 0, tmp_path, name="model", formats="savedmodel")
+    assert sorted(os.listdir(tmp_path)) == [running.name, "model"]
+    assert len(result.notes) == 3 and all("\n" not in note for note in result.notes)
+    assert any(".model.partial-abc123" in note and "killed" in note for note in result.notes)
 
 
 # ---------------------------------------------------------------------------
@@ -250,7 +330,8 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
 
     # Toy mixture: the paper's 1280 chains with the exported defaults (T = 100, eps = 0.1, "paper").
     toy = json.load(open(os.path.join(toy_dir, "manifest.json")))
-    feeds = {"seeds": np.arange(1280, dtype=np.int32), **settings(100, toy["sampler"]["epsilon"])}
+    epsilon = toy["sampler"]["settings"][toy["sampler"]["default"]]["epsilon"]  # format version 2
+    feeds = {"seeds": np.arange(1280, dtype=np.int32), **settings(100, epsilon)}
     points = {"onnxruntime": onnx_run(toy_dir, "sample", feeds), "tensorflow": tf_run(toy_dir, "sample", feeds)}
     results["toy_small_mode_share"] = {k: float(np.mean(v.sum(axis=1) < 0)) for k, v in points.items()}
     results["toy_max_diff"] = float(np.abs(points["onnxruntime"] - points["tensorflow"]).max())

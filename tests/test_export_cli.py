@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+import export_format
 from export import cli, runtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,10 +40,10 @@ def test_two_good_workdirs_and_a_corrupt_one(tmp_path, capsys):
     assert code == 1
     assert sorted(os.listdir(out)) == ["toy_a", "toy_b"]  # nothing of the corrupt one
     for name, step in (("toy_a", 11), ("toy_b", 12)):
-        manifest = runtime.read_manifest(out / name)
-        assert manifest["checkpoint"]["step"] == step and manifest["sampler"]["steps_per_level"] == 7
-        assert manifest["verification"]["status"] == "passed"
-        assert sorted(os.listdir(out / name / "onnx")) == sorted(f"{e}.onnx" for e in manifest["endpoints"])
+        manifest = export_format.read_manifest(out / name)
+        assert manifest.checkpoint_step == step and manifest.sampler.steps_per_level == 7
+        assert manifest.verification["status"] == "passed"
+        assert sorted(os.listdir(out / name / "onnx")) == sorted(f"{e}.onnx" for e in manifest.endpoints)
     assert f"{corrupt}: cannot load" in captured.err and "corrupt" in captured.err  # the reason, one line
     table = captured.out
     assert "model" in table and "verification" in table and "size" in table and "time" in table
@@ -84,7 +85,7 @@ def test_bfloat16_export_is_a_savedmodel_close_to_float32(digits_workdir, digits
     assert name == "digits_tiny-bf16"
     export_dir = out / name
     assert sorted(os.listdir(export_dir)) == ["manifest.json", "savedmodel"]  # no ONNX by default
-    manifest = runtime.read_manifest(export_dir)
+    manifest = runtime.read_manifest(export_dir)  # the compatibility alias: the JSON, validated
     assert manifest["precision"] == "bfloat16" and manifest["files"]["onnx"] == {}
     record = manifest["verification"]["bfloat16_vs_float32"]
     assert 0.0 < record["max_relative_score_diff"] <= BFLOAT16_SCORE_TOLERANCE  # bf16 really computes in bf16
@@ -109,3 +110,36 @@ def test_bfloat16_with_onnx_or_the_toy_mixture_is_refused(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 1 and "float32 only" in captured.err
     assert not [entry for entry in os.listdir(tmp_path) if not entry.startswith(".")]
+
+
+def test_steps_per_level_7_is_the_default_of_every_reader(digits_workdir, tmp_path, capsys):
+    """`--steps-per-level 7` goes into manifest.sampler, which export_format and the app both sample with."""
+    import numpy as np
+
+    from desktop.backend import RuntimeMissingError, open_backend
+
+    out = tmp_path / "exports"
+    code = cli.main([str(digits_workdir), "--format", "savedmodel", "--steps-per-level", "7", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    export_dir = out / "digits_tiny"
+    manifest = export_format.read_manifest(export_dir)
+    assert manifest.config["sampling"]["steps_per_level"] == 5  # the training config: provenance only
+    assert manifest.sampler.steps_per_level == 7 and manifest.sampler.defaults().steps_per_level == 7
+    sampler = export_format.load(export_dir, "tensorflow")
+    assert sampler.settings().steps_per_level == 7
+    seeds = [0, 1]
+    images = sampler.sample(seeds)
+    np.testing.assert_array_equal(images, sampler.sample(seeds, steps_per_level=7))
+    assert np.abs(images - sampler.sample(seeds, steps_per_level=5)).max() > 1e-4  # really 7, not the config's 5
+    backend = open_backend(export_dir, "tensorflow")
+    assert backend.files.manifest.sampler.steps_per_level == 7  # what the app starts from
+    with pytest.raises(RuntimeMissingError, match="has no ONNX files; open it with TensorFlow or re-export with --format both") as caught:
+        open_backend(export_dir, "onnxruntime")  # no silent switch to TensorFlow
+    assert caught.value.wanted == "onnxruntime" and caught.value.available == ("tensorflow",)
+
+
+@pytest.mark.parametrize("value, words", [("0", "must be an integer in [1, 100000], got 0"), ("1.9", "invalid int")])
+def test_bad_steps_per_level_is_a_usage_error(value, words, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["somewhere", "--steps-per-level", value])
+    assert stopped.value.code == 2 and words in capsys.readouterr().err

@@ -16,17 +16,18 @@ EXAMPLE = os.path.join(ROOT, "examples", "node")
 
 @pytest.fixture(scope="module")
 def node_example():
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node/npm are not installed; the Node.js example is not tested here")
+    """The example folder with onnxruntime-node installed by the README's test command (no download here)."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed; the Node.js example is not tested here")
     if not os.path.isdir(os.path.join(EXAMPLE, "node_modules", "onnxruntime-node")):
-        # --ignore-scripts: the package's install script downloads extra binaries (PITFALLS.md);
-        # the CPU binaries ship inside the package.
-        completed = subprocess.run(
-            ["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--no-package-lock"],
-            cwd=EXAMPLE, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-        if completed.returncode != 0:
-            pytest.skip(f"npm install onnxruntime-node failed (no registry access?): {completed.stderr[-300:]}")
+        # --ignore-scripts: the package's install script downloads extra binaries (docs/pitfalls.md, "Node.js").
+        missing = (
+            "onnxruntime-node is not installed for examples/node: run the README's test command "
+            "(npm install --prefix examples/node --ignore-scripts ...)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(missing)  # CI runs the README command, which installs it: missing means a broken set-up
+        pytest.skip(missing)
     return EXAMPLE
 
 

@@ -193,3 +193,31 @@ def test_duplicate_chains_inside_a_loop_body_are_merged():
     assert list(add.input) == ["cast_a", "cast_a"]
     np.testing.assert_array_equal(_run(model, feeds)[0], before)
     assert merge_duplicate_nodes(model) == 0  # idempotent
+
+
+# ---------------------------------------------------------------------------
+# Private APIs of tf2onnx and Keras: one adapter, pinned to the tested versions.
+# ---------------------------------------------------------------------------
+
+
+def test_private_apis_are_those_of_the_tested_versions():
+    """Fails on a tf2onnx or Keras upgrade with a message naming what to check and update."""
+    from export import _compat
+
+    problems = _compat.problems()
+    assert not problems, "\n".join(problems)
+    assert set(_compat.tf2onnx_optimizers()) >= {"optimize_transpose", "fold_constants", "merge_duplication"}
+
+
+def test_no_private_name_of_another_library_outside_the_adapter():
+    root = Path(__file__).resolve().parents[1]
+    private = ("._get_optimizers", "._convert_common", "._tf_trackable", '"_tf_trackable"')
+    offenders = [
+        f"{path.relative_to(root)}: {name}"
+        for folder in ("ncsn_tf", "export", "export_format", "desktop", "benchmarks")
+        for path in (root / folder).rglob("*.py")
+        if path != root / "export" / "_compat.py"
+        for name in private
+        if name in path.read_text()
+    ]
+    assert not offenders, f"use export/_compat.py instead: {offenders}"

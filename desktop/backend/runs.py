@@ -1,9 +1,9 @@
 """Sampling and inpainting as chunks of noise levels, for progress, previews and cancel.
 
-The exported `*_levels` endpoints run the annealed Langevin chain over a range
-of levels; chaining `[0, k)` and `[k, L)` gives exactly the full run (DESIGN.md).
-So a run is a generator: it yields after every chunk with the images so far,
-and the caller may stop iterating (cancel) between chunks.
+`ExportedSampler.iter_sample` / `iter_inpaint` run the chain over chunks of levels
+that chain exactly to the full run (docs/export.md); these generators add what the
+app shows: images clipped to [0, 1], known pixels put back, and a `should_stop`
+poll before each chunk (cancel).
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from desktop.backend.base import InferenceBackend, SamplerSettings
-from desktop.backend.errors import RunInterrupted
+from export_format import Chunk, ExportedSampler, RunInterrupted, SamplerSettings
+from export_format.sampler import level_chunks
+
+__all__ = ["ChunkDone", "iter_inpaint", "iter_sample", "level_chunks"]
 
 
 @dataclass(frozen=True)
 class ChunkDone:
-    """One finished chunk of levels.
+    """One finished chunk of levels, as the app shows it.
 
     Attributes:
         chunk_index: 0-based index of this chunk.
@@ -40,51 +42,49 @@ class ChunkDone:
         return self.chunk_index + 1 == self.num_chunks
 
 
-def level_chunks(num_levels: int, levels_per_chunk: int = 1) -> list[tuple[int, int]]:
-    """[(first, last), ...] covering [0, num_levels) in steps of `levels_per_chunk`."""
-    if num_levels < 1 or levels_per_chunk < 1:
-        raise ValueError(f"need num_levels >= 1 and levels_per_chunk >= 1, got {num_levels}, {levels_per_chunk}")
-    return [(first, min(first + levels_per_chunk, num_levels)) for first in range(0, num_levels, levels_per_chunk)]
-
-
 def _display(images: np.ndarray) -> np.ndarray:
     return np.clip(images, 0.0, 1.0).astype(np.float32)  # [B, H, W, C] in [0, 1]
 
 
+def _polled(chunks: Iterator[Chunk], should_stop: Callable[[], bool], what: str) -> Iterator[Chunk]:
+    while True:
+        if should_stop():
+            raise RunInterrupted(f"{what} cancelled")
+        chunk = next(chunks, None)
+        if chunk is None:
+            return
+        yield chunk
+
+
 def iter_sample(
-    backend: InferenceBackend,
+    backend: ExportedSampler,
     seeds: np.ndarray,
     settings: SamplerSettings,
     levels_per_chunk: int = 1,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[ChunkDone]:
-    """Annealed Langevin sampling, one chunk of levels per iteration.
+    """Sampling, one chunk of levels per iteration.
 
     Args:
-        backend: a loaded export.
+        backend: an opened export.
         seeds: [B] int32 per-image seeds.
-        settings: sampler settings.
+        settings: sampler settings (validated against the export first).
         levels_per_chunk: levels per endpoint call (1 = a progress step per level).
-        should_stop: polled before each chunk; True ends the run early (cancel).
+        should_stop: polled before each chunk; True ends the run (cancel).
 
     Yields:
         `ChunkDone` after each chunk; the last one holds the finished samples.
 
     Raises:
-        RunInterrupted: the back end aborted a call on request.
+        RunInterrupted: cancelled. ExportInputError: bad settings. DivergedError: non-finite samples.
     """
-    settings.validate()
-    chunks = level_chunks(backend.files.manifest.num_levels, levels_per_chunk)
-    images = backend.initial_images(seeds)  # [B, H, W, C] in [0, 1)
-    for index, (first, last) in enumerate(chunks):
-        if should_stop():
-            raise RunInterrupted("sampling cancelled")
-        images = backend.sample_levels(images, seeds, first, last, settings)  # [B, H, W, C]
-        yield ChunkDone(index, len(chunks), first, last, _display(images))
+    chunks = backend.iter_sample(seeds, settings, levels_per_chunk)
+    for chunk in _polled(chunks, should_stop, "sampling"):
+        yield ChunkDone(chunk.index, chunk.count, chunk.first_level, chunk.last_level, _display(chunk.images))
 
 
 def iter_inpaint(
-    backend: InferenceBackend,
+    backend: ExportedSampler,
     known_image: np.ndarray,
     known_mask: np.ndarray,
     seeds: np.ndarray,
@@ -104,22 +104,15 @@ def iter_inpaint(
         `ChunkDone`; images are the chain with the known pixels put back exactly
         (the chain itself carries them with noise of the current level).
     """
-    settings.validate()
-    manifest = backend.files.manifest
-    if tuple(known_image.shape) != manifest.image_shape:
-        raise ValueError(f"picture must be {list(manifest.image_shape)}, got {list(known_image.shape)}")
-    if tuple(known_mask.shape) != manifest.image_shape[:2]:
-        raise ValueError(f"mask must be {list(manifest.image_shape[:2])}, got {list(known_mask.shape)}")
+    shape = backend.manifest.image_shape
+    if tuple(known_image.shape) != shape:
+        raise ValueError(f"picture must be {list(shape)}, got {list(known_image.shape)}")
+    if tuple(known_mask.shape) != shape[:2]:
+        raise ValueError(f"mask must be {list(shape[:2])}, got {list(known_mask.shape)}")
     count = len(seeds)
-    known = np.broadcast_to(known_image.astype(np.float32), (count,) + manifest.image_shape)  # [B, H, W, C]
-    masks = np.broadcast_to(
-        known_mask.astype(np.float32)[None, :, :, None], (count,) + manifest.image_shape
-    )  # [B, H, W, C], 1 = known
-    chunks = level_chunks(manifest.num_levels, levels_per_chunk)
-    images = backend.initial_images(seeds)  # [B, H, W, C] in [0, 1)
-    for index, (first, last) in enumerate(chunks):
-        if should_stop():
-            raise RunInterrupted("inpainting cancelled")
-        images = backend.inpaint_levels(images, known, masks, seeds, first, last, settings)  # [B, H, W, C]
-        shown = masks * known + (1.0 - masks) * _display(images)  # [B, H, W, C] in [0, 1]
-        yield ChunkDone(index, len(chunks), first, last, shown.astype(np.float32))
+    known = np.broadcast_to(known_image.astype(np.float32), (count, *shape))  # [B, H, W, C]
+    masks = np.broadcast_to(known_mask.astype(np.float32)[None, :, :, None], (count, *shape))  # [B, H, W, C], 1 = known
+    chunks = backend.iter_inpaint(known, masks, seeds, settings, levels_per_chunk)
+    for chunk in _polled(chunks, should_stop, "inpainting"):
+        shown = masks * known + (1.0 - masks) * _display(chunk.images)  # [B, H, W, C] in [0, 1]
+        yield ChunkDone(chunk.index, chunk.count, chunk.first_level, chunk.last_level, shown.astype(np.float32))

@@ -45,7 +45,11 @@ function asciiImage(data, offset, height, width) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const manifest = JSON.parse(readFileSync(join(args.exportDir, "manifest.json"), "utf8"));
-  const sampler = manifest.sampler; // defaults chosen at export time
+  if (manifest.format !== "ncsn-tf-export" || manifest.format_version > 2) {
+    throw new Error(`${args.exportDir} is not an ncsn-tf export this example reads (format version 1 or 2)`);
+  }
+  // The defaults chosen at export time: version 2 names its samplers, version 1 had annealed Langevin only.
+  const sampler = manifest.format_version >= 2 ? manifest.sampler.settings.annealed_langevin : manifest.sampler;
   const session = await ort.InferenceSession.create(join(args.exportDir, manifest.files.onnx.sample));
   const feeds = {
     seeds: new ort.Tensor("int32", Int32Array.from(args.seeds), [args.seeds.length]), // [B]

@@ -5,17 +5,18 @@
         [--steps-per-level T] [--epsilon E] [--denoise] [--corrector-steps C] [--snr R] [--order {1,2}]
 
 A model is a training workdir (or one of its checkpoints, `WORKDIR/checkpoints/ckpt-500`)
-or an export folder (`manifest.json` + SavedModel + ONNX; run with ONNX Runtime by
-default when it has ONNX files, else TensorFlow; `--runtime` chooses). An export
-samples with its manifest's `sampler` defaults (e.g. `python -m export RUN
+or an export (its folder, `manifest.json` + SavedModel + ONNX, read and checked by
+`export_format`; run with ONNX Runtime by default when it has ONNX files, else
+TensorFlow; `--runtime onnxruntime|tensorflow` chooses). An export samples with its
+manifest's `sampler` defaults (e.g. `python -m export RUN
 --steps-per-level 7` gives 7), a workdir with its config's. For each model this
 draws N seeded samples in batches (image b uses seed `--seed + b`, so it does not
 depend on the batch size), writes a PNG grid, and reports in `evaluation.json`:
 
 - the sampler and its settings used, where their defaults came from, and the
   network calls per image. A workdir runs every sampler (`--sampler`, docs/samplers.md);
-  an export runs annealed Langevin only for now (asking it for another sampler is an
-  error: evaluate the training workdir instead);
+  an export runs the samplers its manifest lists (asking it for another is a one-line
+  error naming those it has);
 - digits: the digits classifier's Frechet distance (to the "train" split), share
   of samples with confidence > 0.9, entropy, class shares, plus the reference rows
   (held-out real digits = the floor; a Gaussian fitted to the data);
@@ -46,7 +47,7 @@ from typing import Any
 from ncsn_tf.configs import SAMPLERS
 from ncsn_tf.evaluation import draw, objective
 from ncsn_tf.evaluation.generator import EvaluationError
-from ncsn_tf.evaluation.loading import RUNTIMES
+from ncsn_tf.evaluation.loading import RUNTIME_ALIASES, RUNTIMES
 from ncsn_tf.evaluation.pipeline import EVALUATION_FILE, EvaluationOptions, evaluate_paths
 
 
@@ -58,7 +59,7 @@ def add_sampler_arguments(parser: argparse.ArgumentParser, *, inpainting: bool =
     """
     group = parser.add_argument_group(
         "sampler (default: the model's own settings; docs/samplers.md)",
-        "an export runs annealed_langevin only (for now); a workdir runs every sampler",
+        "a workdir runs every sampler; an export those its manifest lists",
     )
     group.add_argument(
         "--sampler", default=None, metavar="{" + ",".join(SAMPLERS) + "}",
@@ -118,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cache-dir", default=None, help="cache of dataset statistics and the digits classifier")
     parser.add_argument(
-        "--runtime", choices=RUNTIMES, default="auto",
-        help="how to run an export (default auto: ONNX Runtime when it has ONNX files, else TensorFlow)",
+        "--runtime", choices=(*RUNTIMES, *RUNTIME_ALIASES), default="auto", metavar="{" + ",".join(RUNTIMES) + "}",
+        help="how to run an export (default auto: ONNX Runtime when it has ONNX files, else TensorFlow; "
+        "onnx and savedmodel are accepted as older names)",
     )  # fmt: skip
     parser.add_argument(
         "--out", default=None, help="output folder (default: WORKDIR/evaluation/step_N or EXPORT_evaluation)"

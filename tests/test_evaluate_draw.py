@@ -89,7 +89,7 @@ def test_bad_or_misplaced_settings_are_one_line_errors(overrides, message):
 def test_a_generator_without_the_sampler_says_what_it_has():
     generator, _ = _exact_toy()
     generator = dataclasses.replace(generator, samplers=("annealed_langevin",))
-    with pytest.raises(EvaluationError, match="cannot run probability_flow; it has annealed_langevin"):
+    with pytest.raises(EvaluationError, match="exact has no probability_flow sampler; it has annealed_langevin: choose one of those"):
         sampler_settings(generator, sampler="probability_flow")
     with pytest.raises(EvaluationError, match="unknown sampler setting 'steps'"):
         sampler_settings(generator, steps=3)

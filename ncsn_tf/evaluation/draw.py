@@ -39,19 +39,23 @@ def sampler_settings(generator: Generator, **overrides: Any) -> SamplingConfig:
     Raises:
         ConfigError: an unknown sampler, a bad setting or one of another sampler
             (one line, `configs.override_sampling`).
-        EvaluationError: a sampler the model cannot run (an export has only annealed Langevin).
+        EvaluationError: a sampler the model does not have (an export: those of its manifest),
+            or settings it refuses.
     """
     unknown = sorted(set(overrides) - set(SAMPLER_OVERRIDES))
     if unknown:
         raise EvaluationError(f"unknown sampler setting {unknown[0]!r}; use one of {', '.join(SAMPLER_OVERRIDES)}")
     settings = override_sampling(generator.sampler_defaults, len(generator.sigmas), **overrides)
     if settings.sampler not in generator.samplers:
-        if generator.source in ("onnx", "savedmodel"):
-            raise EvaluationError(
-                f"this export has only {', '.join(generator.samplers)}; re-export the model once exports carry "
-                f"{settings.sampler}, or evaluate its training workdir"
-            )
-        raise EvaluationError(f"{generator.label} cannot run {settings.sampler}; it has {', '.join(generator.samplers)}")
+        todo = (
+            "re-export it with an exporter that writes that sampler, or evaluate its training workdir"
+            if generator.is_export
+            else "choose one of those"
+        )
+        raise EvaluationError(
+            f"{generator.label} has no {settings.sampler} sampler; it has {', '.join(generator.samplers)}: {todo}"
+        )
+    generator.network_calls(settings)  # the model's own checks (an export's ranges), before any sampling
     return settings
 
 
@@ -70,7 +74,7 @@ def sampler_record(generator: Generator, settings: SamplingConfig) -> dict[str, 
     record: dict[str, Any] = {"sampler": settings.sampler}
     for field, key in _RECORDED[settings.sampler].items():
         record[key] = getattr(settings, field)
-    record["network_calls"] = settings.network_calls(len(generator.sigmas))
+    record["network_calls"] = generator.network_calls(settings)
     record["defaults_from"] = generator.defaults_from
     return record
 

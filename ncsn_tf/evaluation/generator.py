@@ -28,7 +28,8 @@ class Generator:
 
     Attributes:
         label: short name for tables (the path as given).
-        source: "checkpoint", "onnx" or "savedmodel".
+        source: "checkpoint" (a model in memory), or the runtime of an export:
+            "onnxruntime" or "tensorflow".
         config: the training Config (data set, image shape, held-out data). For an
             export it is the manifest's provenance copy: never its sampler defaults.
         step: training step of the weights (None if unknown).
@@ -38,7 +39,7 @@ class Generator:
             an export (docs/export.md).
         defaults_from: where `sampler_defaults` came from, recorded in evaluation.json.
         samplers: the samplers it can run: every one of `configs.SAMPLERS` for a model
-            in memory, only "annealed_langevin" for an export (its graphs have no other yet).
+            in memory; for an export those of its manifest's sampler block.
     """
 
     label: str
@@ -51,6 +52,14 @@ class Generator:
     _sample: SampleFn = dataclasses.field(repr=False)
     _score: ScoreArrayFn = dataclasses.field(repr=False)
     samplers: tuple[str, ...] = SAMPLERS
+    # settings -> network calls per image, raising on settings the model cannot run (an
+    # export checks them with its own ranges); None = `SamplingConfig.network_calls`.
+    _network_calls: Callable[[SamplingConfig], int] | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def is_export(self) -> bool:
+        """Whether it runs an export's graphs (rather than a model in memory)."""
+        return self.source != "checkpoint"
 
     @property
     def dataset(self) -> str:
@@ -64,6 +73,16 @@ class Generator:
         sampler this generator has).
         """
         return np.asarray(self._sample(np.asarray(seeds, np.int32), sampling))
+
+    def network_calls(self, sampling: SamplingConfig) -> int:
+        """Network calls per image of a run with `sampling`; checks that this model can run those settings.
+
+        Raises:
+            EvaluationError: settings an export refuses (its ranges, a setting it lacks).
+        """
+        if self._network_calls is not None:
+            return self._network_calls(sampling)
+        return sampling.network_calls(len(self.sigmas))
 
     def score(self, noisy: np.ndarray, sigma_indices: np.ndarray) -> np.ndarray:
         """s(x, i). noisy: [B, *shape] float32, sigma_indices: [B] int32 -> [B, *shape] float32."""

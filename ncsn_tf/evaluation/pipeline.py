@@ -70,7 +70,7 @@ def evaluate_generator(
 
     Raises:
         EvaluationError: samples are NaN/inf, no held-out data, or a sampler the model
-            does not have (an export has only annealed Langevin).
+            does not have (an export: those its manifest lists).
         ConfigError: a bad sampler setting (checked before sampling).
         MetricsError: Inception weights are needed and missing (checked before sampling).
     """

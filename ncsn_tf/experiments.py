@@ -400,7 +400,7 @@ def _print_toy(report: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m ncsn_tf.experiments {toy,inpaint,denoise}`: see the module docstring."""
+    """`python -m ncsn_tf.experiments {toy,inpaint,samplers,denoise}`: see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m ncsn_tf.experiments", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     toy_command = commands.add_parser("toy", help="paper Figure 3: exact and learned scores on the 2-D mixture")
@@ -469,12 +469,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.path is None and args.no_toy:
                 raise EvaluationError("nothing to compare: give a digits workdir, or leave out --no-toy")
             report = sampler_comparison.run_sampler_comparison(
-                args.path, args.out, toy_rows=None if args.no_toy else sampler_comparison.TOY_ROWS,
+                args.path, args.out, digits_rows=sampler_comparison.DIGITS_ROWS,
+                toy_rows=None if args.no_toy else sampler_comparison.TOY_ROWS,
                 num_samples=args.num_samples, toy_chains=args.toy_chains, batch_size=args.batch_size, seed=args.seed,
                 cache_dir=args.cache_dir,
             )  # fmt: skip
             print(Path(report["files"]["markdown"]).read_text(encoding="utf-8"))
-            print(f"wrote {report['files']['json']}, {report['files']['markdown']} and {report['files']['figure']}")
+            print("wrote " + ", ".join(report["files"].values()))
         else:
             report = run_denoising_ablation(
                 args.path, args.out, num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed,

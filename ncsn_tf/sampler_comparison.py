@@ -47,6 +47,8 @@ DIGITS_GOAL = {
 }
 DIGITS_NUM_SAMPLES = 1000
 TOY_NUM_CHAINS = 10_000  # binomial standard error 0.004 at weight 0.2
+PREVIEW_SAMPLES = 32  # samples of each digits row in samplers_samples.png (seeds seed .. seed + 31)
+PREVIEW_COLUMNS = 16
 TOY_BATCH_SIZE = 2_000  # exact scores are cheap; five batches leave four to time
 
 # The rows of the digits table: annealed Langevin T in {1, 2, 5, 10, 50} (the config's epsilon),
@@ -132,6 +134,7 @@ def compare_samplers(
     seed: int = 0,
     cache_dir: str | None = None,
     progress: bool = True,
+    previews: int = 0,
 ) -> list[dict[str, Any]]:
     """Run each row's sampler on `generator` and measure it (digits or toy models).
 
@@ -143,6 +146,8 @@ def compare_samplers(
         seed: seed of the first sample.
         cache_dir: cache of the digits classifier.
         progress: print one line per row.
+        previews: keep the first this many samples of each row under "preview" (an array,
+            not JSON: `run_sampler_comparison` draws them and leaves them out of the file).
 
     Returns:
         One dict per row: {"label", "sampler" (name and settings), "network_calls",
@@ -175,6 +180,8 @@ def compare_samplers(
             "seconds_per_1000": seconds,
             **metrics,
         }
+        if previews:
+            result["preview"] = samples[:previews]  # [previews, *shape], not clipped
         results.append(result)
         if progress:
             print(_progress_line(result), flush=True)
@@ -350,6 +357,10 @@ def run_sampler_comparison(
 ) -> dict[str, Any]:
     """The comparison: a digits model's rows and the exact-score toy's rows; samplers.json, .md and .png.
 
+    Besides the table (samplers.md), the plot (samplers.png) and the JSON, a digits model
+    gets samplers_samples.png: the first `PREVIEW_SAMPLES` samples of every row (the same
+    seeds in each row), one titled grid per sampler.
+
     Args:
         path: a digits training workdir or checkpoint prefix (or a Generator); None = toy only.
         out_dir: output folder.
@@ -382,8 +393,9 @@ def run_sampler_comparison(
             raise EvaluationError(f"{generator.label} is a {generator.dataset!r} model; the comparison needs digits")
         digits_results = compare_samplers(
             generator, digits_rows, num_samples=num_samples, batch_size=batch_size, seed=seed, cache_dir=cache_dir,
-            progress=progress,
+            progress=progress, previews=min(PREVIEW_SAMPLES, num_samples),
         )  # fmt: skip
+        previews = [(f"{row['label']} ({row['network_calls']:,} calls)", row.pop("preview")) for row in digits_results]
         report["digits"] = {"model": generator.label, "step": generator.step, "num_samples": num_samples,
                             "rows": digits_results}  # fmt: skip
     toy_results = None
@@ -409,6 +421,11 @@ def run_sampler_comparison(
         "figure": save_comparison_figure(digits_results, toy_results, out_dir / "samplers.png"),
         "json": os.fspath(out_dir / "samplers.json"),
     }
+    if digits_results is not None:
+        from ncsn_tf.figures import save_inpainting_figure  # titled rows of image grids
+
+        columns = min(PREVIEW_COLUMNS, len(previews[0][1]))
+        report["files"]["samples"] = save_inpainting_figure(previews, out_dir / "samplers_samples.png", columns)
     (out_dir / "samplers.md").write_text("\n".join(markdown) + "\n", encoding="utf-8")
     write_json(report, out_dir / "samplers.json")
     return report

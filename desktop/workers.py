@@ -175,6 +175,9 @@ class Runner(QObject):
     def _run(self, job: object) -> None:
         assert isinstance(job, RunJob)
         last: ChunkDone | None = None
+        # A cancel of an earlier run that no call consumed must not stop this one; a cancel of this
+        # run from now on either sets job.stop (seen before each chunk) or stops the call it meets.
+        job.backend.clear_interrupt()
         try:
             for chunk in job.make_run(job.stop.is_set):
                 last = chunk

@@ -27,7 +27,8 @@ from export_format.locate import ExportFiles
 # Providers that do not compute here (Azure calls a remote endpoint); never offered.
 NON_COMPUTE_PROVIDERS = frozenset({"AzureExecutionProvider"})
 CPU_PROVIDER = "CPUExecutionProvider"
-ORT_ERROR_LEVEL = 3  # log errors only (shape-inference warnings inside Loop bodies are noise)
+ORT_ERROR_LEVEL = 3  # sessions log errors only (shape-inference warnings inside Loop bodies are noise)
+ORT_FATAL_LEVEL = 4  # runs: a cancel is not an error to log
 
 
 def _first_line(error: BaseException) -> str:
@@ -85,6 +86,7 @@ class OnnxRunner:
         self._sessions: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._current_run: Any = None
+        self._interrupt_pending = False  # an interrupt that came while no call ran: stops the next one
         for endpoint in sampling_endpoints(files.manifest.sampler.default):  # the others' sessions when first used
             if endpoint in files.onnx:
                 self._session(endpoint)
@@ -121,8 +123,13 @@ class OnnxRunner:
                 )
             feed[spec.name] = inputs[spec.name]
         run_options = self._ort.RunOptions()
-        run_options.log_severity_level = ORT_ERROR_LEVEL
+        # Fatal only: a cancel makes every Loop level log "Exiting due to terminate flag" as an error;
+        # real failures still raise, with onnxruntime's message.
+        run_options.log_severity_level = ORT_FATAL_LEVEL
         with self._lock:
+            if self._interrupt_pending:  # cancelled between the caller's last check and this call
+                self._interrupt_pending = False
+                raise RunInterrupted(f"{endpoint} cancelled")
             self._current_run = run_options
         try:
             (result,) = session.run([OUTPUT_NAMES[endpoint]], feed, run_options)
@@ -136,10 +143,22 @@ class OnnxRunner:
         return np.asarray(result, dtype=np.float32)
 
     def interrupt(self) -> None:
-        """Abort the running call, if any (thread-safe)."""
+        """Abort the running call, or the next one when none runs (thread-safe).
+
+        A cancel can arrive after a chunked run checked its stop flag and before it started
+        the next call; remembering it closes that window. `clear_interrupt()` forgets it
+        (a new run calls it first).
+        """
         with self._lock:
             if self._current_run is not None:
                 self._current_run.terminate = True
+            else:
+                self._interrupt_pending = True
+
+    def clear_interrupt(self) -> None:
+        """Forget an interrupt that no call has consumed yet (call before a new run)."""
+        with self._lock:
+            self._interrupt_pending = False
 
     def close(self) -> None:
         self._sessions.clear()
@@ -203,6 +222,9 @@ class SavedModelRunner:
 
     def interrupt(self) -> None:
         """TensorFlow cannot abort a running signature; a chunked run stops after this chunk."""
+
+    def clear_interrupt(self) -> None:
+        """Nothing to forget (`interrupt` keeps no state)."""
 
     def close(self) -> None:
         self._signatures.clear()

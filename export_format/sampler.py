@@ -134,8 +134,13 @@ class ExportedSampler:
         return self._runner.run(endpoint, inputs)
 
     def interrupt(self) -> None:
-        """Abort a running call from another thread where the runtime can (onnxruntime: `RunInterrupted`)."""
+        """Abort the running call from another thread where the runtime can (onnxruntime:
+        `RunInterrupted`); with onnxruntime, an interrupt while no call runs stops the next call."""
         self._runner.interrupt()
+
+    def clear_interrupt(self) -> None:
+        """Forget an interrupt no call has consumed (a new run calls this before its first chunk)."""
+        self._runner.clear_interrupt()
 
     def close(self) -> None:
         """Drop the sessions / the loaded SavedModel."""

@@ -28,10 +28,10 @@ SAMPLER_NAMES = tuple(SAMPLERS)
 PRECISIONS = ("float32", "bfloat16")  # = export.exporter.PRECISIONS, without importing TensorFlow for --help
 # Sampler defaults settable from the command line (validated by export_format.settings, TF-free).
 SETTING_FLAGS = {
-    "corrector-steps": "default predictor-corrector corrector steps per level C (default: the config's, else 2)",
-    "snr": "default predictor-corrector signal-to-noise ratio r > 0 (default: the config's, else 0.6)",
-    "resample-steps": "default RePaint resampling repeats per level for predictor-corrector inpainting (default 0)",
-    "order": "default probability-flow order: 1 = Euler, 2 = Heun (default: the config's, else 2)",
+    "corrector-steps": "default predictor-corrector corrector steps per level C (default: the config's sampling.corrector_steps)",
+    "snr": "default predictor-corrector signal-to-noise ratio r > 0 (default: the config's sampling.snr)",
+    "resample-steps": "default RePaint resampling repeats per level for predictor-corrector inpainting (default: the config's sampling.resample_steps)",
+    "order": "default probability-flow order: 1 = Euler, 2 = Heun (default: the config's sampling.order)",
 }
 
 _GLOB_CHARACTERS = set("*?[")

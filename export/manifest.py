@@ -17,14 +17,7 @@ from export_format import layout
 from export_format.endpoints import endpoint_table, endpoints_of
 from export_format.errors import ExportInputError
 from export_format.manifest import FileTable, Manifest, SamplerBlock
-from export_format.settings import (
-    ANNEALED_LANGEVIN,
-    PREDICTOR_CORRECTOR,
-    PROBABILITY_FLOW,
-    SAMPLERS,
-    SamplerSettings,
-    sampler_kind,
-)
+from export_format.settings import ANNEALED_LANGEVIN, SAMPLERS, SamplerSettings, sampler_kind
 from ncsn_tf.configs import Config, to_dict
 
 
@@ -42,15 +35,6 @@ def versions() -> dict[str, str]:
         except ImportError:
             pass
     return found
-
-
-# Export defaults of the samplers whose settings the training config does not carry (yet): the best
-# measured on the default digits model (issue 10's samplers table): predictor-corrector C = 2,
-# snr 0.6; probability flow Heun. A config's `sampling` fields of the same names win.
-FALLBACK_DEFAULTS: dict[str, dict[str, Any]] = {
-    PREDICTOR_CORRECTOR: {"corrector_steps": 2, "snr": 0.6, "resample_steps": 0},
-    PROBABILITY_FLOW: {"order": 2},
-}
 
 
 def check_samplers(samplers: Sequence[str] | None) -> tuple[str, ...]:
@@ -79,11 +63,11 @@ def sampler_block(
 ) -> SamplerBlock:
     """The manifest's sampler block: the exported samplers with their defaults, and the default sampler.
 
-    Defaults come from the config's `sampling` section where it has the field (annealed
-    Langevin: steps_per_level, epsilon, final_denoise; the others by their setting names),
-    else from `FALLBACK_DEFAULTS`; `steps_per_level` and `overrides` (setting name -> value,
-    e.g. {"snr": 0.3}) replace them. The default sampler is `default`, else the config's
-    `sampling.sampler` when exported, else annealed Langevin when exported, else the first.
+    Defaults come from the config's `sampling` section (annealed Langevin: steps_per_level,
+    epsilon, final_denoise; the others: their fields of the same names, `SamplingConfig`);
+    `steps_per_level` and `overrides` (setting name -> value, e.g. {"snr": 0.3}) replace
+    them. The default sampler is `default`, else the config's `sampling.sampler` when
+    exported, else annealed Langevin when exported, else the first exported.
 
     Raises:
         ExportInputError: an unknown sampler, a default or an override for a sampler that is
@@ -109,7 +93,7 @@ def sampler_block(
                 "steps_per_level": sampling.steps_per_level, "epsilon": sampling.epsilon, "denoise": sampling.final_denoise,
             }  # fmt: skip
         else:
-            values = {key: getattr(sampling, key, value) for key, value in FALLBACK_DEFAULTS[name].items()}
+            values = {setting.name: getattr(sampling, setting.name) for setting in SAMPLERS[name].settings}
         values.update({key: value for key, value in changes.items() if owners[key] == name})
         settings[name] = SamplerSettings(sampler=name, **values).validate(config.noise.num_levels)
     if default is not None:
@@ -117,8 +101,7 @@ def sampler_block(
         if default not in held:
             raise ExportInputError(f"the default sampler {default!r} is not exported (samplers: {', '.join(held)})")
     else:
-        configured = getattr(sampling, "sampler", ANNEALED_LANGEVIN)
-        default = next(name for name in (configured, ANNEALED_LANGEVIN, *held) if name in held)
+        default = next(name for name in (sampling.sampler, ANNEALED_LANGEVIN, *held) if name in held)
     ordered = {name: settings[name] for name in (default, *held) if name in settings}
     return SamplerBlock(default, sampling.convention, ordered)
 

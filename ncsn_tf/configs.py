@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from export_format import safe_json
-from export_format.limits import INT32_MAX
+from export_format.limits import INT32_MAX, max_steps_per_level
 from ncsn_tf import toy as toy_experiment
 from ncsn_tf.schedule import geometric_sigmas
 
@@ -121,13 +121,54 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class SamplingConfig:
+    # Which sampler (docs/samplers.md), one of SAMPLERS: "annealed_langevin" (the paper's
+    # Algorithm 1, the default), "predictor_corrector" (Song et al. 2021, Algorithms 2-3) or
+    # "probability_flow" (the deterministic ODE, Karras et al. 2022, Algorithm 1).
+    sampler: str = "annealed_langevin"
+    # annealed_langevin:
     steps_per_level: int = 100  # T (paper: 100)
     epsilon: float = 2e-5  # step size at the smallest sigma (paper: 2e-5)
     # "code": x += a*s + sqrt(2a)*z (ermongroup/ncsn, produces the published numbers)
     # "paper": x += (a/2)*s + sqrt(a)*z (Algorithm 1 as printed).
     convention: str = "code"
     final_denoise: bool = False  # NCSNv2's x += sigma_L^2 * s(x, L) at the end
+    # predictor_corrector: C Langevin corrector steps per level, each with the step size that
+    # makes the drift / noise ratio r = snr, then the reverse-diffusion predictor; L (C + 1)
+    # network calls. score_sde's C = 1, r = 0.16 is tuned for CIFAR-10 on 1,000 levels; on the
+    # default digits model (20 levels) it gives Frechet distance 15.3 and 49% confident samples.
+    # Measured there (README, Results, "Samplers"; 1,000 samples each):
+    corrector_steps: int = 2
+    snr: float = 0.6
+    resample_steps: int = 0  # u, RePaint's resampling, inpainting only (0 = off): (u + 1) passes per level
+    # probability_flow: 1 = Euler (L calls), 2 = Heun (2L - 1 calls, second order; EDM's choice).
+    order: int = 2
     num_samples: int = 64  # images in the sample grid the trainer writes
+
+    def sampler_arguments(self, *, inpainting: bool = False) -> dict[str, Any]:
+        """`ncsn_tf.sampling.run_sampler` keyword arguments: the sampler's name and its settings.
+
+        The one place a config becomes a sampler run (trainer grids, evaluate, experiments).
+        Settings of the other samplers are left out, and `resample_steps` unless inpainting.
+
+        Args:
+            inpainting: whether the run inpaints (RePaint's `resample_steps` applies only then).
+
+        Returns:
+            {"sampler": name, setting: value, ...} for `run_sampler(..., **arguments)`.
+        """
+        names = SAMPLER_FIELDS[self.sampler]
+        settings = {name: getattr(self, name) for name in names if inpainting or name != "resample_steps"}
+        return {"sampler": self.sampler, **settings}
+
+    def network_calls(self, num_levels: int, *, inpainting: bool = False) -> int:
+        """Network calls per image of a whole run of this sampler over `num_levels` levels."""
+        from ncsn_tf.sampling import network_calls  # imports TensorFlow
+
+        arguments = self.sampler_arguments(inpainting=inpainting)
+        return network_calls(arguments.pop("sampler"), num_levels, inpainting=inpainting, **arguments)
+
+
+_SAMPLING_FIELDS = frozenset(f.name for f in dataclasses.fields(SamplingConfig))
 
 
 @dataclass(frozen=True)
@@ -146,7 +187,18 @@ DATASET_NAMES = ("toy", "digits", "mnist", "cifar10", "celeba", "folder")
 ARCHITECTURES = ("refinenet", "mlp")
 PRECISIONS = ("float32", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
-CONVENTIONS = ("code", "paper")
+# The samplers of `ncsn_tf.sampling` (docs/samplers.md) and which `SamplingConfig` fields are
+# each one's settings: that module's SAMPLERS and SAMPLER_SETTINGS, here without TensorFlow
+# (this module must not import it, so that a bad config is an instant one-line error; a test
+# keeps the two equal). `check_sampling` checks their ranges.
+SAMPLERS = ("annealed_langevin", "predictor_corrector", "probability_flow")
+SAMPLER_FIELDS: dict[str, tuple[str, ...]] = {
+    "annealed_langevin": ("steps_per_level", "epsilon", "convention", "final_denoise"),
+    "predictor_corrector": ("corrector_steps", "snr", "resample_steps"),
+    "probability_flow": ("order",),
+}
+CONVENTIONS = ("code", "paper")  # Langevin step conventions (SamplingConfig.convention)
+ORDERS = (1, 2)  # probability flow: Euler, Heun
 
 
 def _replace(config: Config, **sections: dict[str, Any]) -> Config:
@@ -342,22 +394,26 @@ def _check_types(config: Config) -> None:
     _check(isinstance(config, Config), f"expected a Config, got {type(config).__name__}")
     _check(isinstance(config.name, str), f"name must be a string, got {_short(config.name)}")
     for section in _SECTIONS:
-        values = getattr(config, section)
-        cls = type(getattr(Config(), section))
-        _check(isinstance(values, cls), f"config section {section!r} must be a {cls.__name__}, got {type(values).__name__}")
-        for key, kind in _field_types(cls).items():
-            value, dotted = getattr(values, key), f"{section}.{key}"
-            if kind is bool:
-                _check(isinstance(value, bool), f"{dotted}: expected true or false, got {_short(value)}")
-            elif kind is int:
-                low, high = SEED_RANGE if dotted == "training.seed" else INT_RANGE
-                _check(isinstance(value, int) and not isinstance(value, bool), f"{dotted}: expected an integer, got {_short(value)}")
-                _check(low <= value <= high, f"{dotted} must be an integer in [{low}, {high}], got {value}")
-            elif kind is float:
-                _check(isinstance(value, int | float) and not isinstance(value, bool), f"{dotted}: expected a number, got {_short(value)}")
-                _check(_is_finite(value), f"{dotted}: expected a finite number, got {_short(value)}")
-            elif kind is str:
-                _check(isinstance(value, str), f"{dotted}: expected a string, got {_short(value)}")
+        _check_section_types(section, getattr(config, section))
+
+
+def _check_section_types(section: str, values: Any) -> None:
+    """The types of one section's values (see `_check_types`)."""
+    cls = type(getattr(Config(), section))
+    _check(isinstance(values, cls), f"config section {section!r} must be a {cls.__name__}, got {type(values).__name__}")
+    for key, kind in _field_types(cls).items():
+        value, dotted = getattr(values, key), f"{section}.{key}"
+        if kind is bool:
+            _check(isinstance(value, bool), f"{dotted}: expected true or false, got {_short(value)}")
+        elif kind is int:
+            low, high = SEED_RANGE if dotted == "training.seed" else INT_RANGE
+            _check(isinstance(value, int) and not isinstance(value, bool), f"{dotted}: expected an integer, got {_short(value)}")
+            _check(low <= value <= high, f"{dotted} must be an integer in [{low}, {high}], got {value}")
+        elif kind is float:
+            _check(isinstance(value, int | float) and not isinstance(value, bool), f"{dotted}: expected a number, got {_short(value)}")
+            _check(_is_finite(value), f"{dotted}: expected a finite number, got {_short(value)}")
+        elif kind is str:
+            _check(isinstance(value, str), f"{dotted}: expected a string, got {_short(value)}")
 
 
 def _is_finite(value: float) -> bool:
@@ -419,11 +475,102 @@ def validate(config: Config) -> Config:
     _check(t.sample_every >= 0, f"training.sample_every must be >= 0 (0 = only at the end), got {t.sample_every}")
     _check(t.precision in PRECISIONS, f"training.precision={t.precision!r}; use one of {', '.join(PRECISIONS)}")
     _check(t.strategy in STRATEGIES, f"training.strategy={t.strategy!r}; use one of {', '.join(STRATEGIES)}")
-    _check(s.steps_per_level > 0, f"sampling.steps_per_level must be positive, got {s.steps_per_level}")
-    _check(s.epsilon > 0, f"sampling.epsilon must be positive, got {s.epsilon}")
-    _check(s.convention in CONVENTIONS, f"sampling.convention={s.convention!r}; use one of {', '.join(CONVENTIONS)}")
+    check_sampling(s, n.num_levels)
     _check(s.num_samples > 0, f"sampling.num_samples must be positive, got {s.num_samples}")
     return config
+
+
+def check_sampling(sampling: SamplingConfig, num_levels: int) -> SamplingConfig:
+    """Check the sampler choice and the settings of every sampler (no TensorFlow).
+
+    The ranges are those of `ncsn_tf.sampling.check_settings`, which checks again when a
+    run is made (tests/test_configs.py keeps the two in agreement on every edge): T >= 1,
+    epsilon > 0, a known convention, C >= 0, snr > 0, u >= 0, order 1 or 2, all finite,
+    and levels x calls per level within the graphs' int32 loop counters
+    (`export_format.limits`). Every sampler's settings are checked, not only the chosen
+    one's, so a config never holds a value that would fail when another sampler is
+    picked. The types were checked by `validate` / the strict loader.
+
+    Args:
+        sampling: the sampling section (types already checked).
+        num_levels: L, the ladder's length.
+
+    Returns:
+        `sampling`, unchanged.
+
+    Raises:
+        ConfigError: an unknown sampler or a bad setting, one line naming `sampling.<key>`.
+    """
+    s = sampling
+    _check(s.sampler in SAMPLERS, f"sampling.sampler: unknown sampler {s.sampler!r}; use one of {', '.join(SAMPLERS)}")
+    _check(s.steps_per_level >= 1, f"sampling.steps_per_level must be an integer >= 1, got {s.steps_per_level}")
+    _check(
+        math.isfinite(s.epsilon) and s.epsilon > 0, f"sampling.epsilon must be a finite number > 0, got {float(s.epsilon)}"
+    )
+    _check(
+        s.convention in CONVENTIONS,
+        f"sampling.convention: unknown Langevin convention {s.convention!r}; use one of {', '.join(CONVENTIONS)}",
+    )
+    _check(s.corrector_steps >= 0, f"sampling.corrector_steps must be an integer >= 0, got {s.corrector_steps}")
+    _check(math.isfinite(s.snr) and s.snr > 0, f"sampling.snr must be a finite number > 0, got {float(s.snr)}")
+    _check(s.resample_steps >= 0, f"sampling.resample_steps must be an integer >= 0, got {s.resample_steps}")
+    _check(s.order in ORDERS, f"sampling.order must be 1 (Euler) or 2 (Heun), got {s.order}")
+    limit = max_steps_per_level(num_levels)
+    for what, calls in (
+        (f"steps_per_level={s.steps_per_level}", s.steps_per_level),
+        (
+            f"corrector_steps={s.corrector_steps} with resample_steps={s.resample_steps}",
+            (s.corrector_steps + 1) * (s.resample_steps + 1),
+        ),
+    ):
+        _check(
+            calls <= limit,
+            f"sampling ({what}) needs {calls} network calls per level, past the int32 loop counters "
+            f"({limit} per level with L = {num_levels}); use fewer",
+        )
+    return sampling
+
+
+def override_sampling(
+    sampling: SamplingConfig, num_levels: int, *, inpainting: bool = False, **overrides: Any
+) -> SamplingConfig:
+    """`sampling` with some of its sampler settings replaced (None = keep), checked.
+
+    What a command line's sampler flags do to a model's defaults (evaluate, experiments).
+    A setting given for a sampler other than the one that runs is an error rather than
+    silently ignored (`--snr` with annealed Langevin), and so is `resample_steps`
+    without inpainting.
+
+    Args:
+        sampling: the defaults (a config's `sampling`, or an export's).
+        num_levels: L.
+        inpainting: whether the run inpaints (`resample_steps` applies only then).
+        **overrides: `SamplingConfig` field names (not `num_samples`) -> value or None.
+
+    Returns:
+        The new, checked `SamplingConfig`.
+
+    Raises:
+        ConfigError: an unknown name, a setting of another sampler, or a bad value (one line).
+    """
+    given = {name: value for name, value in overrides.items() if value is not None}
+    unknown = sorted(set(given) - (_SAMPLING_FIELDS - {"num_samples"}))
+    if unknown:
+        raise ConfigError(f"unknown sampler setting {unknown[0]!r}; use one of {', '.join(sorted(_SAMPLING_FIELDS))}")
+    changed = dataclasses.replace(sampling, **given)
+    _check_section_types("sampling", changed)
+    check_sampling(changed, num_levels)
+    own = set(SAMPLER_FIELDS[changed.sampler])
+    for name in given:
+        if name != "sampler" and name not in own:
+            owner = next(sampler for sampler, names in SAMPLER_FIELDS.items() if name in names)
+            raise ConfigError(
+                f"{name} is a setting of {owner}, not of {changed.sampler} (the sampler that runs); "
+                f"choose {owner} or leave {name} out"
+            )
+    if "resample_steps" in given and not inpainting:
+        raise ConfigError("resample_steps is RePaint's resampling for inpainting; it does not apply here")
+    return changed
 
 
 def to_dict(config: Config) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The paper's experiments that fit on a CPU, as figures and JSON.
 
     python -m ncsn_tf.experiments toy [--out DIR] [--learned-steps N | --no-learned]
-    python -m ncsn_tf.experiments inpaint WORKDIR [--out DIR]
+    python -m ncsn_tf.experiments inpaint WORKDIR [--out DIR] [--sampler S ...] [--resample-steps U]
+    python -m ncsn_tf.experiments samplers [WORKDIR] [--out DIR] [--num-samples N] [--no-toy]
     python -m ncsn_tf.experiments denoise WORKDIR [--out DIR] [--num-samples N]
 
 - `toy`: paper Figure 3 on 0.2 N((-5,-5), I) + 0.8 N((5,5), I) with EXACT scores:
@@ -12,8 +13,14 @@
   Plain Langevin cannot move mass between the separated modes, so it keeps the
   initial split (about 1 : 1); annealed Langevin recovers 1 : 4.
 - `inpaint`: held-out digits with several mask shapes (masks: 1 = known pixel),
-  inpainted by annealed Langevin; the digits classifier's accuracy on the results
-  measures whether the completed digit is the right one.
+  inpainted by any sampler (default the config's, annealed Langevin; `--sampler` and
+  its settings as in `evaluate`, plus RePaint's `--resample-steps` for
+  predictor-corrector); the digits classifier's accuracy on the results measures
+  whether the completed digit is the right one.
+- `samplers`: sample quality against network calls per image of every sampler
+  (`ncsn_tf.sampler_comparison`): a digits model's rows (Frechet distance, confident
+  share, class shares, seconds per 1,000 samples) and the toy mixture's with exact
+  scores (weight of the small mode, MMD^2); a JSON, a Markdown table and a plot.
 - `denoise`: the same seeds sampled without and with the final denoising step
   x <- x + sigma_L^2 s(x, L) (NCSNv2), with the quality metrics of each.
 
@@ -34,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from ncsn_tf import configs, toy
+from ncsn_tf import configs, sampler_comparison, toy
+from ncsn_tf.evaluate import add_sampler_arguments, sampler_overrides
 from ncsn_tf.evaluation.dataset_metrics import default_num_samples, digits_metrics, toy_metrics
 from ncsn_tf.evaluation.draw import DEFAULT_BATCH_SIZE, draw_samples
 from ncsn_tf.evaluation.generator import EvaluationError, Generator, generator_from_model
@@ -238,6 +246,7 @@ def run_inpainting(
     count: int = INPAINT_EVAL_DIGITS,
     seed: int = 0,
     cache_dir: str | None = None,
+    **sampler: Any,
 ) -> dict[str, Any]:
     """Inpaint held-out digits under each mask; figure inpainting.png and inpainting.json.
 
@@ -246,38 +255,51 @@ def run_inpainting(
         out_dir: output folder.
         count: held-out digits inpainted per mask (the first `count` of the test split).
         seed: image b of a mask uses seed `seed + b`.
+        cache_dir: cache of the digits classifier.
+        **sampler: the sampler and its settings (`SamplingConfig` field names, None = the
+            config's), e.g. sampler="predictor_corrector", corrector_steps=1,
+            resample_steps=2 (RePaint).
 
     Returns:
-        The JSON written: per mask the classifier accuracy of the inpainted digits
-        (against the true labels) and of the masked inputs with unknown pixels at 0.
+        The JSON written: the sampler and its network calls per image, and per mask the
+        classifier accuracy of the inpainted digits (against the true labels) and of the
+        masked inputs with unknown pixels at 0.
+
+    Raises:
+        EvaluationError: not a digits model.
+        ConfigError: a bad sampler setting (one line).
     """
     import tensorflow as tf
 
     from ncsn_tf import classifier as digits_classifier
     from ncsn_tf.checkpoints import load_for_inference
     from ncsn_tf.data import digits_arrays
-    from ncsn_tf.sampling import initial_images, inpaint
+    from ncsn_tf.sampling import run_sampler, start_images
 
     config, model, step = load_for_inference(path)
     if config.data.dataset != "digits":
         raise EvaluationError(f"the inpainting experiment is for digits models; {path} is {config.data.dataset!r}")
+    sigmas = config.noise.sigmas()
+    sampling = configs.override_sampling(config.sampling, len(sigmas), inpainting=True, **sampler)
     test_images, test_labels = digits_arrays("test")  # [360, 8, 8, 1] in [0, 1], [360]
     # Stratified split: the first `count` images hold every digit.
     known_images, labels = test_images[:count], test_labels[:count]
-    sigmas = config.noise.sigmas()
-    sampling = config.sampling
     classifier = digits_classifier.load_digits_classifier(cache_dir)
     seeds = tf.range(seed, seed + count, dtype=tf.int32)  # [N]
-    start = initial_images(seeds, config.data.shape, value_range=config.data.value_range)  # [N, 8, 8, 1] in [0, 1)
-    report: dict[str, Any] = {"model": os.fspath(path), "step": step, "count": count, "masks": {}}
+    start = start_images(sampling.sampler, seeds, config.data.shape, sigmas, value_range=config.data.value_range)
+    arguments = sampling.sampler_arguments(inpainting=True)
+    report: dict[str, Any] = {
+        "model": os.fspath(path), "step": step, "count": count,
+        "sampler": {**arguments, "network_calls": sampling.network_calls(len(sigmas), inpainting=True)},
+        "masks": {},
+    }  # fmt: skip
     rows = []
     for name, mask in inpainting_masks(*config.data.shape, seed=seed).items():
         masks = np.broadcast_to(mask, known_images.shape).astype(np.float32)  # [N, 8, 8, 1], 1 = known
         started = time.perf_counter()
-        completed = inpaint(
-            model, start, known_images, masks, seeds, sigmas, steps_per_level=sampling.steps_per_level,
-            epsilon=sampling.epsilon, convention=sampling.convention, final_denoise=sampling.final_denoise,
-        ).numpy()  # fmt: skip  # [N, 8, 8, 1], not clipped
+        completed = run_sampler(
+            model, start, seeds, sigmas, known_images=known_images, masks=masks, **arguments
+        ).numpy()  # [N, 8, 8, 1], not clipped
         masked_input = known_images * masks  # unknown pixels 0
         report["masks"][name] = {
             "known_pixels": int(mask.sum()),
@@ -338,8 +360,9 @@ def run_denoising_ablation(
     for variant, denoise in (("plain", False), ("denoised", True)):
         started = time.perf_counter()
         samples = draw_samples(
-            generator, num_samples, batch_size=batch_size, seed=seed, denoise=denoise, progress=progress
-        )  # [N, *shape]
+            generator, num_samples, batch_size=batch_size, seed=seed, sampler="annealed_langevin",
+            final_denoise=denoise, progress=progress,
+        )  # fmt: skip  # [N, *shape]
         if generator.dataset == "digits":
             found = digits_metrics(samples, cache_dir)["samples"]
         else:
@@ -377,7 +400,7 @@ def _print_toy(report: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m ncsn_tf.experiments {toy,inpaint,denoise}`: see the module docstring."""
+    """`python -m ncsn_tf.experiments {toy,inpaint,samplers,denoise}`: see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m ncsn_tf.experiments", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     toy_command = commands.add_parser("toy", help="paper Figure 3: exact and learned scores on the 2-D mixture")
@@ -395,6 +418,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     inpainting.add_argument("--count", type=int, default=INPAINT_EVAL_DIGITS, help="held-out digits per mask")
     inpainting.add_argument("--seed", type=int, default=0)
     inpainting.add_argument("--cache-dir", default=None)
+    add_sampler_arguments(inpainting, inpainting=True)
+    comparison = commands.add_parser(
+        "samplers", help="quality against network calls of every sampler: a digits model and the exact-score toy"
+    )
+    comparison.add_argument("path", nargs="?", default=None, help="digits training workdir or checkpoint prefix")
+    comparison.add_argument("--out", default="experiments/samplers")
+    comparison.add_argument(
+        "--num-samples", type=int, default=sampler_comparison.DIGITS_NUM_SAMPLES, help="samples per digits row"
+    )
+    comparison.add_argument("--toy-chains", type=int, default=sampler_comparison.TOY_NUM_CHAINS, help="chains per toy row")
+    comparison.add_argument("--no-toy", action="store_true", help="skip the exact-score toy rows")
+    comparison.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    comparison.add_argument("--seed", type=int, default=0)
+    comparison.add_argument("--cache-dir", default=None)
     denoising = commands.add_parser("denoise", help="final denoising ablation")
     denoising.add_argument("path", help="digits/toy training workdir, checkpoint prefix or export")
     denoising.add_argument("--out", default="experiments/denoising")
@@ -417,13 +454,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_toy(report)
             print(f"wrote {report['figure']} and {Path(args.out) / 'toy.json'}")
         elif args.command == "inpaint":
-            report = run_inpainting(args.path, args.out, count=args.count, seed=args.seed, cache_dir=args.cache_dir)
+            report = run_inpainting(
+                args.path, args.out, count=args.count, seed=args.seed, cache_dir=args.cache_dir,
+                **sampler_overrides(args),
+            )  # fmt: skip
+            print(f"{report['sampler']['sampler']}: {report['sampler']['network_calls']:,} network calls per image")
             for name, found in report["masks"].items():
                 print(
                     f"{name:<22} accuracy inpainted {found['accuracy_inpainted']:.1%}  "
                     f"masked input {found['accuracy_masked_input']:.1%}"
                 )
             print(f"wrote {report['figure']}")
+        elif args.command == "samplers":
+            if args.path is None and args.no_toy:
+                raise EvaluationError("nothing to compare: give a digits workdir, or leave out --no-toy")
+            report = sampler_comparison.run_sampler_comparison(
+                args.path, args.out, digits_rows=sampler_comparison.DIGITS_ROWS,
+                toy_rows=None if args.no_toy else sampler_comparison.TOY_ROWS,
+                num_samples=args.num_samples, toy_chains=args.toy_chains, batch_size=args.batch_size, seed=args.seed,
+                cache_dir=args.cache_dir,
+            )  # fmt: skip
+            print(Path(report["files"]["markdown"]).read_text(encoding="utf-8"))
+            print("wrote " + ", ".join(report["files"].values()))
         else:
             report = run_denoising_ablation(
                 args.path, args.out, num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed,

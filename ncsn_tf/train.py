@@ -8,6 +8,7 @@ workdir is not changed until the first step succeeded. Examples::
     python -m ncsn_tf.train --config toy --steps 2000
     python -m ncsn_tf.train --data-path ~/my_faces data.image_size=32 data.channels=3 model.ngf=64
     python -m ncsn_tf.train training.ema_rate=0.999 training.precision=mixed_bfloat16
+    python -m ncsn_tf.train --sampler predictor_corrector sampling.corrector_steps=3 sampling.snr=0.6
 
 Exit codes: 0 done, 1 training failed (NaN/Inf loss), 2 bad input (config, data,
 workdir), 130 interrupted.
@@ -45,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=None, help="total training steps to reach (training.steps)")
     parser.add_argument("--data-dir", default=None, help="TensorFlow Datasets data_dir with prepared data (data.data_dir)")
     parser.add_argument("--data-path", default=None, help="train on a folder of PNG/JPEG images (data.dataset=folder, data.path)")
+    parser.add_argument(
+        "--sampler", default=None, metavar="{" + ",".join(configs.SAMPLERS) + "}",
+        help="sampler of the sample grids (sampling.sampler; default: the config's, annealed_langevin); its "
+        "settings are overrides: sampling.corrector_steps=C sampling.snr=R, sampling.order=1|2 (docs/samplers.md)",
+    )  # fmt: skip  # checked with the config (a one-line error), not by argparse
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "overrides",
@@ -60,7 +66,8 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, str]:
 
     Base config: `--config` if given; otherwise the workdir's `config.json` when it
     exists (so `--workdir W --steps N` resumes any run); otherwise `digits`. Then
-    `--data-path`, `--data-dir`, `--steps` and the free overrides, in that order.
+    `--data-path`, `--data-dir`, `--steps`, `--sampler` and the free overrides, in that
+    order (`--sampler X` is `sampling.sampler=X`; a later override wins).
 
     Raises:
         ConfigError: unknown config, bad override, invalid config.json.
@@ -79,6 +86,8 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, str]:
         overrides.append(f"data.data_dir={args.data_dir}")
     if args.steps is not None:
         overrides.append(f"training.steps={args.steps}")
+    if args.sampler is not None:
+        overrides.append(f"sampling.sampler={args.sampler}")
     config = configs.apply_overrides(config, [*overrides, *args.overrides])
     return config, workdir
 

@@ -263,7 +263,7 @@ def _all_finite(variables: list[Any]) -> bool:
 
 
 def write_samples(config: Config, score_model: keras.Model, path: str) -> str:
-    """Draw `sampling.num_samples` samples by annealed Langevin dynamics and save a PNG.
+    """Draw `sampling.num_samples` samples with the config's sampler (`sampling.sampler`) and save a PNG.
 
     Images: a grid of the samples (clipped to [0, 1] for display). Toy: a density
     picture of the 2-D samples over [-10, 10]^2. Seeds 0..N-1, so grids written at
@@ -271,27 +271,20 @@ def write_samples(config: Config, score_model: keras.Model, path: str) -> str:
 
     Returns:
         `path`.
+
+    Raises:
+        ValueError: a bad sampler setting (one line; a validated config has none).
     """
     from ncsn_tf.figures import toy_density_picture
     from ncsn_tf.images import save_grid
-    from ncsn_tf.sampling import annealed_langevin, initial_images
+    from ncsn_tf.sampling import run_sampler, start_images
 
     sampling = config.sampling
     seeds = tf.range(sampling.num_samples, dtype=tf.int32)  # [N]
-    toy = config.data.dataset == "toy"
-    start = initial_images(seeds, config.data.shape, value_range=config.data.value_range)  # [N, *shape]
     sigmas = config.noise.sigmas()  # [L]
-    samples = annealed_langevin(
-        score_model,
-        start,
-        seeds,
-        sigmas,
-        steps_per_level=sampling.steps_per_level,
-        epsilon=sampling.epsilon,
-        convention=sampling.convention,
-        final_denoise=sampling.final_denoise,
-    ).numpy()  # [N, *shape], not clipped
-    if toy:
+    start = start_images(sampling.sampler, seeds, config.data.shape, sigmas, value_range=config.data.value_range)
+    samples = run_sampler(score_model, start, seeds, sigmas, **sampling.sampler_arguments()).numpy()  # [N, *shape], not clipped
+    if config.data.dataset == "toy":
         return save_grid(toy_density_picture(samples), path, padding=0)
     return save_grid(samples, path)
 

@@ -3,6 +3,9 @@
 import dataclasses
 import json
 import math
+import subprocess
+import sys
+from typing import Any
 
 import pytest
 
@@ -316,3 +319,177 @@ def test_load_json_is_bounded_in_depth_and_size(tmp_path):
     nan.write_text(json.dumps(values).replace('"sigma_max": 5.0', '"sigma_max": Infinity'), encoding="utf-8")
     with pytest.raises(ConfigError, match="noise.sigma_max: expected a finite number"):
         configs.load_json(nan)
+
+
+# ---------------------------------------------------------------------------
+# The sampler choice and its settings (docs/samplers.md).
+# ---------------------------------------------------------------------------
+
+
+def test_sampler_names_and_settings_are_those_of_the_library():
+    from ncsn_tf import sampling
+
+    assert configs.SAMPLERS == sampling.SAMPLERS
+    assert configs.SamplingConfig().sampler == "annealed_langevin"  # the paper's sampler stays the default
+    assert configs.CONVENTIONS == sampling.CONVENTIONS and configs.ORDERS == sampling.ORDERS
+    # Every config field of a sampler is one of its run_sampler settings; noise_scale is the
+    # only setting a config does not hold (plain Langevin in the toy experiment sets it).
+    for name, settings in sampling.SAMPLER_SETTINGS.items():
+        assert set(configs.SAMPLER_FIELDS[name]) == set(settings) - {"noise_scale"}, name
+
+
+# Edge values of every setting; configs.check_sampling (no TensorFlow) and ncsn_tf.sampling's
+# check (at run time) must accept and refuse exactly the same ones.
+_EDGES = {
+    "steps_per_level": (0, 1, 2, 107_374_181, 107_374_182),  # L = 20: the int32 bound is 107374181
+    "epsilon": (-1e-9, 0.0, 1e-12, 2e-5, 3.0),
+    "convention": ("code", "paper", "Code", ""),
+    "corrector_steps": (-1, 0, 1, 107_374_180, 107_374_181),  # (C + 1) per level
+    "snr": (-0.1, 0.0, 1e-9, 0.16, 50.0),
+    "order": (0, 1, 2, 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_EDGES))
+def test_the_config_check_agrees_with_the_samplers_check_on_every_edge(name):
+    from ncsn_tf import sampling
+
+    num_levels = 20
+    for value in _EDGES[name]:
+        changed = dataclasses.replace(configs.SamplingConfig(), **{name: value})
+        try:
+            configs.check_sampling(changed, num_levels)
+            config_accepts = True
+        except ConfigError:
+            config_accepts = False
+        owner = next(sampler for sampler, names in configs.SAMPLER_FIELDS.items() if name in names)
+        settings = {field: getattr(changed, field) for field in configs.SAMPLER_FIELDS[owner]}
+        try:
+            sampling.check_settings(owner, num_levels, settings, inpainting=True)
+            library_accepts = True
+        except ValueError:
+            library_accepts = False
+        assert config_accepts == library_accepts, (name, value)
+    assert len({_accepted(name, value) for value in _EDGES[name]}) == 2, name  # each list holds both kinds
+
+
+def _accepted(name: str, value: Any) -> bool:
+    try:
+        configs.check_sampling(dataclasses.replace(configs.SamplingConfig(), **{name: value}), 20)
+    except ConfigError:
+        return False
+    return True
+
+
+def test_a_bad_sampler_setting_is_refused_without_importing_tensorflow():
+    code = (
+        "import sys\n"
+        "from ncsn_tf import configs\n"
+        "try:\n"
+        "    configs.apply_overrides(configs.get_config('digits'), ['sampling.snr=0'])\n"
+        "except configs.ConfigError as error:\n"
+        "    print(error)\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert completed.stdout.splitlines() == ["sampling.snr must be a finite number > 0, got 0.0", "False"]
+
+
+def test_sampler_overrides_parse_and_become_run_sampler_arguments():
+    config = configs.apply_overrides(
+        configs.get_config("digits"),
+        ["sampling.sampler=predictor_corrector", "sampling.corrector_steps=3", "sampling.snr=0.5"],
+    )
+    sampling = config.sampling
+    assert (sampling.sampler, sampling.corrector_steps, sampling.snr) == ("predictor_corrector", 3, 0.5)
+    # Only the chosen sampler's settings; RePaint's resample_steps only when inpainting.
+    assert sampling.sampler_arguments() == {"sampler": "predictor_corrector", "corrector_steps": 3, "snr": 0.5}
+    with_resampling = dataclasses.replace(sampling, resample_steps=2).sampler_arguments(inpainting=True)
+    assert with_resampling == {"sampler": "predictor_corrector", "corrector_steps": 3, "snr": 0.5, "resample_steps": 2}
+    assert sampling.network_calls(config.noise.num_levels) == 20 * 4  # L (C + 1)
+    assert dataclasses.replace(sampling, resample_steps=2).network_calls(20, inpainting=True) == 4 * (20 + 2 * 19)
+
+    flow = configs.apply_overrides(config, ["sampling.sampler=probability_flow", "sampling.order=1"]).sampling
+    assert flow.sampler_arguments() == {"sampler": "probability_flow", "order": 1}
+    assert flow.network_calls(20) == 20 and dataclasses.replace(flow, order=2).network_calls(20) == 39
+    annealed = configs.get_config("digits").sampling.sampler_arguments()
+    assert annealed == {
+        "sampler": "annealed_langevin", "steps_per_level": 50, "epsilon": 2e-5, "convention": "code",
+        "final_denoise": False,
+    }  # fmt: skip
+
+
+def test_an_old_config_json_without_the_sampler_keys_loads_with_the_defaults(tmp_path):
+    values = configs.to_dict(configs.get_config("digits"))
+    for key in ("sampler", "corrector_steps", "snr", "order", "resample_steps"):
+        del values["sampling"][key]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(values), encoding="utf-8")
+    config = configs.load_json(path)
+    defaults = configs.SamplingConfig()
+    assert config.sampling.sampler == "annealed_langevin"
+    assert (config.sampling.corrector_steps, config.sampling.snr, config.sampling.order) == (
+        defaults.corrector_steps, defaults.snr, defaults.order)  # fmt: skip
+    assert config.sampling.steps_per_level == 50  # what the file says stays
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ("sampling.sampler=langevin", "sampling.sampler: unknown sampler 'langevin'; use one of annealed_langevin,"),
+        ("sampling.corrector_steps=-1", "sampling.corrector_steps must be an integer >= 0, got -1"),
+        ("sampling.snr=0", "sampling.snr must be a finite number > 0, got 0.0"),
+        ("sampling.snr=-0.5", "sampling.snr must be a finite number > 0, got -0.5"),
+        ("sampling.order=3", "sampling.order must be 1 (Euler) or 2 (Heun), got 3"),
+        ("sampling.order=0", "sampling.order must be 1 (Euler) or 2 (Heun), got 0"),
+        ("sampling.resample_steps=-1", "sampling.resample_steps must be an integer >= 0, got -1"),
+        ("sampling.steps_per_level=0", "sampling.steps_per_level must be an integer >= 1, got 0"),
+        ("sampling.epsilon=0", "sampling.epsilon must be a finite number > 0, got 0.0"),
+        ("sampling.convention=other", "sampling.convention: unknown Langevin convention 'other'"),
+        ("sampling.corrector_steps=2147483647", "past the int32 loop counters"),  # L (C + 1) > 2^31 - 1
+        ("sampling.order=1.5", "sampling.order: expected an integer"),
+    ],
+)
+def test_bad_sampler_settings_are_one_line_errors(override, fragment):
+    # Every sampler's settings are checked, not only the chosen one's (the default is annealed Langevin).
+    with pytest.raises(ConfigError) as raised:
+        configs.apply_overrides(configs.get_config("digits"), [override])
+    assert fragment in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"snr": -1.0}, "sampling.snr must be a finite number > 0"),
+        ({"order": 3}, "sampling.order must be 1 (Euler) or 2 (Heun)"),
+        ({"corrector_steps": -2}, "sampling.corrector_steps must be an integer >= 0"),
+        ({"sampler": "euler"}, "unknown sampler 'euler'"),
+        ({"order": True}, "sampling.order: expected an integer, got True"),
+        ({"snr": "0.5"}, "sampling.snr: expected a number"),
+    ],
+)
+def test_the_python_api_checks_sampler_settings_the_same_way(changes, fragment):
+    config = configs.get_config("digits")
+    changed = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, **changes))
+    with pytest.raises(ConfigError) as raised:
+        configs.validate(changed)
+    assert fragment in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_override_sampling_replaces_checks_and_refuses_settings_of_another_sampler():
+    defaults = configs.get_config("digits").sampling
+    changed = configs.override_sampling(defaults, 20, sampler="predictor_corrector", snr=0.4, order=None)
+    assert (changed.sampler, changed.snr, changed.corrector_steps) == ("predictor_corrector", 0.4, defaults.corrector_steps)
+    assert configs.override_sampling(defaults, 20) == defaults  # nothing given: the defaults
+    with pytest.raises(ConfigError, match="snr is a setting of predictor_corrector, not of annealed_langevin"):
+        configs.override_sampling(defaults, 20, snr=0.4)  # the default sampler has no snr
+    with pytest.raises(ConfigError, match="order is a setting of probability_flow"):
+        configs.override_sampling(defaults, 20, sampler="predictor_corrector", order=1)
+    with pytest.raises(ConfigError, match="resample_steps is RePaint's resampling for inpainting"):
+        configs.override_sampling(defaults, 20, sampler="predictor_corrector", resample_steps=1)
+    repaint = configs.override_sampling(defaults, 20, inpainting=True, sampler="predictor_corrector", resample_steps=1)
+    assert repaint.resample_steps == 1
+    with pytest.raises(ConfigError, match="sampling.order must be 1 \\(Euler\\) or 2 \\(Heun\\), got 3"):
+        configs.override_sampling(defaults, 20, sampler="probability_flow", order=3)
+    with pytest.raises(ConfigError, match="unknown sampler setting 'num_samples'"):
+        configs.override_sampling(defaults, 20, num_samples=5)

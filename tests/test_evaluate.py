@@ -101,23 +101,27 @@ def test_digits_workdir_end_to_end(tmp_path, capsys):
     assert "classifier FD" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("runtime", ["onnx", "savedmodel"])
+@pytest.mark.parametrize("runtime", ["onnxruntime", "tensorflow"])
 def test_an_export_samples_with_its_manifest_sampler_not_the_config(seven_step_export, runtime):
     manifest = json.loads((seven_step_export / "manifest.json").read_text())
-    assert manifest["sampler"]["steps_per_level"] == EXPORT_STEPS_PER_LEVEL
+    block = manifest["sampler"]
+    assert block["settings"]["annealed_langevin"]["steps_per_level"] == EXPORT_STEPS_PER_LEVEL
     assert manifest["config"]["sampling"]["steps_per_level"] == 100  # provenance: the training config's
     generator = open_generator(seven_step_export, runtime=runtime)
     assert generator.sampler_defaults.steps_per_level == EXPORT_STEPS_PER_LEVEL
-    assert generator.sampler_defaults.epsilon == manifest["sampler"]["epsilon"]
-    assert generator.sampler_defaults.final_denoise == manifest["sampler"]["denoise"]
-    assert generator.sampler_defaults.convention == manifest["sampler"]["convention"]
+    assert generator.sampler_defaults.epsilon == block["settings"]["annealed_langevin"]["epsilon"]
+    assert generator.sampler_defaults.final_denoise == block["settings"]["annealed_langevin"]["denoise"]
+    assert generator.sampler_defaults.convention == block["convention"]
 
 
-def test_evaluate_on_an_export_uses_and_records_its_steps_per_level(seven_step_export, tmp_path):
+@pytest.mark.parametrize("runtime", ["onnxruntime", "tensorflow"])
+def test_evaluate_on_an_export_uses_and_records_its_steps_per_level(seven_step_export, tmp_path, runtime):
     out = tmp_path / "out"
     code = evaluate.main(
         [
             str(seven_step_export),
+            "--runtime",
+            runtime,
             "--num-samples",
             "32",
             "--held-out",
@@ -129,8 +133,11 @@ def test_evaluate_on_an_export_uses_and_records_its_steps_per_level(seven_step_e
         ]
     )
     assert code == 0
-    sampler = json.loads((out / "evaluation.json").read_text())["sampler"]
-    assert sampler["steps_per_level"] == EXPORT_STEPS_PER_LEVEL
+    result = json.loads((out / "evaluation.json").read_text())
+    sampler = result["sampler"]
+    assert result["source"] == runtime
+    assert (sampler["sampler"], sampler["steps_per_level"]) == ("annealed_langevin", EXPORT_STEPS_PER_LEVEL)
+    assert sampler["network_calls"] == 10 * EXPORT_STEPS_PER_LEVEL  # L = 10 levels, no denoising step
     assert sampler["defaults_from"] == "manifest.json sampler"
     # The samples are those of T = 7, not of the config's T = 100.
     exported = open_generator(seven_step_export)
@@ -139,7 +146,7 @@ def test_evaluate_on_an_export_uses_and_records_its_steps_per_level(seven_step_e
         samples = saved["samples"]  # [32, 2]
     seven = draw_samples(in_memory, 32, seed=0, steps_per_level=EXPORT_STEPS_PER_LEVEL, progress=False)
     np.testing.assert_allclose(samples, seven, rtol=1e-4, atol=1e-4)
-    hundred = draw_samples(in_memory, 32, seed=0, progress=False)  # the config's default
+    hundred = draw_samples(in_memory, 32, seed=0, steps_per_level=100, progress=False)  # the config's T
     assert np.max(np.abs(samples - hundred)) > 0.1
 
 
@@ -151,4 +158,46 @@ def test_bad_paths_give_one_line_errors(tmp_path, capsys):
     (tmp_path / "export" / "manifest.json").write_text('{"format": "something-else"}')
     assert evaluate.main([str(tmp_path / "export"), "--quiet"]) == 2
     message = capsys.readouterr().err.strip()
-    assert "not an ncsn-tf export manifest" in message and "\n" not in message
+    assert "manifest.json" in message and "ncsn-tf-export" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("flags", "record", "calls"),
+    [
+        (["--sampler", "predictor_corrector", "--corrector-steps", "1", "--snr", "0.3"],
+         {"sampler": "predictor_corrector", "corrector_steps": 1, "snr": 0.3}, 2 * (1 + 1)),  # L (C + 1)
+        (["--sampler", "probability_flow", "--order", "1"], {"sampler": "probability_flow", "order": 1}, 2),  # L
+        (["--sampler", "probability_flow"], {"sampler": "probability_flow", "order": 2}, 2 * 2 - 1),  # Heun: 2L - 1
+    ],
+)  # fmt: skip
+def test_evaluate_runs_the_sampler_asked_for_and_records_it(tmp_path, flags, record, calls):
+    workdir = _toy_workdir(tmp_path / "run", seed=1)
+    out = tmp_path / "out"
+    argv = [workdir, *flags, "--num-samples", "16", "--held-out", "20", "--quiet", "--save-samples", "--out", str(out)]
+    assert evaluate.main(argv) == 0
+    sampler = json.loads((out / "evaluation.json").read_text())["sampler"]
+    assert sampler == {**record, "network_calls": calls, "defaults_from": "config.sampling", "num_samples": 16,
+                       "seed": 0, "seconds": sampler["seconds"]}  # fmt: skip  # only that sampler's settings
+    overrides = {key: value for key, value in record.items()}
+    with np.load(out / "samples.npz") as saved:
+        expected = draw_samples(open_generator(workdir), 16, seed=0, progress=False, **overrides)  # [16, 2]
+        np.testing.assert_allclose(saved["samples"], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--sampler", "heun"], "sampling.sampler: unknown sampler 'heun'"),
+        (["--sampler", "probability_flow", "--order", "3"], "sampling.order must be 1 (Euler) or 2 (Heun), got 3"),
+        (["--sampler", "predictor_corrector", "--snr", "0"], "sampling.snr must be a finite number > 0"),
+        (["--sampler", "predictor_corrector", "--corrector-steps", "-1"], "sampling.corrector_steps must be an integer >= 0"),
+        (["--snr", "0.3"], "snr is a setting of predictor_corrector, not of annealed_langevin"),
+        (["--sampler", "probability_flow", "--steps-per-level", "3"], "steps_per_level is a setting of annealed_langevin"),
+    ],
+)  # fmt: skip
+def test_bad_sampler_flags_are_one_line_errors(tmp_path, capsys, flags, words):
+    workdir = _toy_workdir(tmp_path / "run", seed=1)
+    assert evaluate.main([workdir, *flags, "--quiet", "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert words in error and "\n" not in error
+    assert not (tmp_path / "out" / "evaluation.json").exists()

@@ -81,3 +81,98 @@ def test_inpainting_figure_with_a_tiny_digits_model(tmp_path):
         assert found["known_pixels"] == int(experiments.inpainting_masks(8, 8, 1)[name].sum())
     assert (tmp_path / "out" / "inpainting.png").stat().st_size > 1000
     assert json.loads((tmp_path / "out" / "inpainting.json").read_text())["count"] == 10
+
+
+def _tiny_digits_workdir(path) -> str:
+    config = configs.apply_overrides(configs.digits(), ["model.ngf=4", "noise.num_levels=2", "sampling.steps_per_level=2"])
+    checkpoints.write_workdir(path, config, build_score_model(config), step=1)
+    return str(path)
+
+
+@pytest.mark.slow  # ~30 s of CPU (the digits classifier, three samplers traced)
+def test_inpainting_with_predictor_corrector_and_repaint_resampling(tmp_path, capsys):
+    run = _tiny_digits_workdir(tmp_path / "run")
+    out = tmp_path / "out"
+    code = experiments.main(["inpaint", run, "--out", str(out), "--count", "10", "--cache-dir", str(tmp_path / "cache"),
+                             "--sampler", "predictor_corrector", "--corrector-steps", "1", "--snr", "0.3",
+                             "--resample-steps", "1"])  # fmt: skip
+    assert code == 0
+    report = json.loads((out / "inpainting.json").read_text())
+    # L (C + 1) + (L - 1) u (C + 1) with L = 2, C = 1, u = 1 (RePaint: one extra pass of the first level)
+    assert report["sampler"] == {"sampler": "predictor_corrector", "corrector_steps": 1, "snr": 0.3,
+                                 "resample_steps": 1, "network_calls": 2 * 2 + 1 * 1 * 2}  # fmt: skip
+    assert len(report["masks"]) == 4 and all(0 <= m["accuracy_inpainted"] <= 1 for m in report["masks"].values())
+    assert "predictor_corrector: 6 network calls per image" in capsys.readouterr().out
+    # The inpainted digits keep every known pixel exactly (masks: 1 = known).
+    from ncsn_tf.checkpoints import load_for_inference
+    from ncsn_tf.data import digits_arrays
+    from ncsn_tf.sampling import run_sampler, start_images
+
+    config, model, _ = load_for_inference(run)
+    known, _ = digits_arrays("test")
+    mask = np.broadcast_to(experiments.inpainting_masks(8, 8, 1)["right half missing"], known[:4].shape)
+    seeds = np.arange(4, dtype=np.int32)
+    start = start_images("predictor_corrector", seeds, config.data.shape, config.noise.sigmas(), value_range=(0.0, 1.0))
+    completed = run_sampler(model, start, seeds, config.noise.sigmas(), known_images=known[:4], masks=mask,
+                            sampler="predictor_corrector", corrector_steps=1, snr=0.3, resample_steps=1).numpy()  # fmt: skip
+    np.testing.assert_array_equal(completed[mask == 1], known[:4][mask == 1])
+
+
+def test_inpainting_refuses_resampling_for_annealed_langevin_in_one_line(tmp_path, capsys):
+    run = _tiny_digits_workdir(tmp_path / "run")
+    assert experiments.main(["inpaint", run, "--out", str(tmp_path / "out"), "--resample-steps", "1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "resample_steps is a setting of predictor_corrector, not of annealed_langevin" in error and "\n" not in error
+
+
+@pytest.mark.slow  # ~40 s of CPU: five samplers traced, the digits classifier, two figures
+def test_sampler_comparison_on_a_tiny_model_writes_table_plot_samples_and_json(tmp_path, capsys, monkeypatch):
+    from ncsn_tf import sampler_comparison
+
+    run = _tiny_digits_workdir(tmp_path / "run")
+    rows = (
+        {"sampler": "annealed_langevin", "steps_per_level": 2},
+        {"sampler": "predictor_corrector", "corrector_steps": 1, "snr": 0.16},
+        {"sampler": "probability_flow", "order": 2},
+    )
+    toy_rows = ({"sampler": "annealed_langevin", "steps_per_level": 10}, {"sampler": "probability_flow", "order": 1})
+    monkeypatch.setattr(sampler_comparison, "DIGITS_ROWS", rows)  # the CLI runs the module's rows
+    monkeypatch.setattr(sampler_comparison, "TOY_ROWS", toy_rows)
+    out = tmp_path / "out"
+    code = experiments.main(["samplers", run, "--out", str(out), "--num-samples", "20", "--batch-size", "10",
+                             "--toy-chains", "400", "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    table = [line for line in printed.splitlines() if line.startswith("| ")]
+    header = "| sampler | network calls | Fréchet distance | confident (> 0.9) | class shares (min–max) | s / 1,000 samples |"
+    assert table[0] == header
+    digits_lines = table[1:4]
+    assert [line.split(" | ")[1] for line in digits_lines] == ["4", "4", "3"]  # L T, L (C + 1), 2L - 1 with L = 2
+    assert digits_lines[0].startswith("| annealed Langevin, T = 2 |")
+    assert digits_lines[1].startswith("| predictor-corrector, C = 1, snr 0.16 |")
+    assert digits_lines[2].startswith("| probability flow, Heun |")
+    report = json.loads((out / "samplers.json").read_text())
+    digits_rows = report["digits"]["rows"]
+    assert [row["network_calls"] for row in digits_rows] == [4, 4, 3]
+    assert digits_rows[1]["sampler"] == {"sampler": "predictor_corrector", "corrector_steps": 1, "snr": 0.16,
+                                         "network_calls": 4}  # fmt: skip
+    for row in digits_rows:  # an untrained network: no goal met, metrics in range
+        assert row["meets_goal"] is False and 0 <= row["confident_share"] <= 1 and row["frechet_distance"] > 0
+        assert row["seconds_per_1000"] > 0 and "preview" not in row  # 2 batches: the second is timed
+    toy = report["toy"]["rows"]
+    assert [row["network_calls"] for row in toy] == [100, 10]  # 10 levels: L T, L
+    assert all(abs(sum(row["mode_weights"]) - 1) < 1e-9 for row in toy)
+    assert (out / "samplers.md").read_text().count("\n| ") == 2 * 2 + 3 + 2  # two headers and their rules, 5 rows
+    for name in ("samplers.png", "samplers_samples.png"):
+        assert (out / name).stat().st_size > 5000, name
+
+
+def test_the_sampler_goal_is_checked_on_every_criterion():
+    from ncsn_tf.sampler_comparison import digits_meets_goal
+
+    good = {"frechet_distance": 1.9, "confident_share": 0.81, "min_class_share": 0.06, "max_class_share": 0.14}
+    assert digits_meets_goal(good, 50)
+    assert not digits_meets_goal(good, 51)
+    for key, bad in (("frechet_distance", 2.01), ("confident_share", 0.79), ("min_class_share", 0.04),
+                     ("max_class_share", 0.16)):  # fmt: skip
+        assert not digits_meets_goal({**good, key: bad}, 40), key

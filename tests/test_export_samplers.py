@@ -279,7 +279,8 @@ def test_each_sampler_gives_the_same_images_in_both_runtimes_and_chunks_chain(di
         chunks = list(runner.iter_sample(seeds, sampler=sampler, **settings))
         np.testing.assert_array_equal(chunks[-1].images, images)  # chunks chain exactly to the whole run
         alone = runner.sample(seeds[1:2], sampler=sampler, **settings)
-        np.testing.assert_allclose(alone[0], images[1], rtol=0, atol=1e-6)  # image b depends only on seeds[b]
+        # Image b depends only on seeds[b] (up to float32 ulp: the network's kernels block by batch size).
+        np.testing.assert_allclose(alone[0], images[1], rtol=0, atol=1e-5 * max(1.0, float(np.abs(images).max())))
         results[name] = images
     scale = max(1.0, float(np.abs(results["tensorflow"]).max()))
     np.testing.assert_allclose(results["onnxruntime"], results["tensorflow"], rtol=0, atol=1e-4 * scale)
@@ -373,15 +374,23 @@ def test_an_export_of_one_sampler_holds_only_its_endpoints(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_sampler_flags_set_the_manifest_defaults(digits_workdir, tmp_path, capsys):
-    from export import cli
+def test_cli_sampler_flags_set_the_manifest_defaults(tmp_path, capsys):
+    import keras
 
+    from export import cli
+    from ncsn_tf import configs
+    from ncsn_tf.checkpoints import write_workdir
+    from ncsn_tf.models import build_score_model
+
+    keras.utils.set_random_seed(0)
+    config = configs.apply_overrides(configs.toy(), ["model.mlp_hidden=8", "model.mlp_layers=1", "noise.num_levels=3"])
+    write_workdir(tmp_path / "toy_mlp", config, build_score_model(config), step=1)  # a small network: fast to trace
     out = tmp_path / "exports"
-    code = cli.main([str(digits_workdir), "--out", str(out), "--fast-conversion", "--format", "savedmodel",
+    code = cli.main([str(tmp_path / "toy_mlp"), "--out", str(out), "--fast-conversion", "--format", "savedmodel",
                      "--samplers", "predictor_corrector,probability_flow", "--sampler", "predictor_corrector",
                      "--corrector-steps", "0", "--snr", "0.25", "--order", "1"])  # fmt: skip
     assert code == 0, capsys.readouterr().err[-2000:]
-    manifest = export_format.read_manifest(out / "digits_tiny")
+    manifest = export_format.read_manifest(out / "toy_mlp")
     assert manifest.sampler.samplers == ("predictor_corrector", "probability_flow")
     assert manifest.sampler.defaults() == SamplerSettings(
         sampler="predictor_corrector", corrector_steps=0, snr=0.25, resample_steps=0

@@ -63,6 +63,9 @@ def _error_lines(stderr: str) -> list[str]:
         ("data.image_size=1", "data.image_size must be an even number >= 2"),
         ("training.steps=2.5", "training.steps: expected an integer"),
         ("data.random_flip=2", "data.random_flip: expected true/false"),
+        ("sampling.snr=0", "sampling.snr must be a finite number > 0, got 0.0"),
+        ("sampling.order=3", "sampling.order must be 1 (Euler) or 2 (Heun), got 3"),
+        ("--sampler=heun", "sampling.sampler: unknown sampler 'heun'; use one of annealed_langevin,"),
     ],
 )
 def test_bad_override_is_one_line_and_exit_2(tmp_path, override, words):
@@ -112,6 +115,13 @@ def test_defaults_and_flags_resolve_to_the_right_config(tmp_path):
     checkpoints.write_config(tmp_path, saved)
     config, _ = resolve_config(_parser().parse_args(["--workdir", str(tmp_path), "--steps", "9"]))
     assert config == configs.apply_overrides(saved, ["training.steps=9"])
+
+    # --sampler is sampling.sampler; its settings are overrides, and a later override wins.
+    args = _parser().parse_args(["--sampler", "probability_flow", "sampling.order=1"])
+    config, _ = resolve_config(args)
+    assert (config.sampling.sampler, config.sampling.order) == ("probability_flow", 1)
+    args = _parser().parse_args(["--sampler", "probability_flow", "sampling.sampler=predictor_corrector"])
+    assert resolve_config(args)[0].sampling.sampler == "predictor_corrector"
 
 
 def test_empty_image_folder_is_one_line_and_exit_2(tmp_path):

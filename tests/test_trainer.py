@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
 import os
@@ -458,3 +459,51 @@ def test_only_plain_tf_data_iterators_are_checkpointed():
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0"])
     assert not trainer._is_trackable(iter(mirrored.experimental_distribute_dataset(dataset)))
     assert not trainer._is_trackable(iter([1, 2]))
+
+
+@pytest.mark.parametrize(
+    "sampler", [["sampling.sampler=predictor_corrector", "sampling.corrector_steps=1", "sampling.snr=0.16"],
+                ["sampling.sampler=probability_flow", "sampling.order=2"]],  # fmt: skip
+)
+def test_sample_grids_run_the_configs_sampler(tmp_path, sampler):
+    """A toy run of two steps with the chosen sampler writes the grid that sampler draws."""
+    from ncsn_tf.figures import toy_density_picture
+    from ncsn_tf.images import save_grid
+    from ncsn_tf.sampling import run_sampler, start_images
+
+    config = _toy(*sampler, "training.steps=2", "training.sample_every=0")
+    result = trainer.train(config, tmp_path / "run", progress=False)
+    grid = tmp_path / "run" / "samples" / "final.png"
+    assert result.sample_grid == str(grid)
+    # The same samples drawn here with that sampler (seeds 0..N-1) give the same picture.
+    seeds = tf.range(config.sampling.num_samples, dtype=tf.int32)  # [N]
+    sigmas = config.noise.sigmas()
+    start = start_images(config.sampling.sampler, seeds, config.data.shape, sigmas, value_range=config.data.value_range)
+    samples = run_sampler(result.model, start, seeds, sigmas, **config.sampling.sampler_arguments()).numpy()  # [N, 2]
+    expected = save_grid(toy_density_picture(samples), tmp_path / "expected.png", padding=0)
+    np.testing.assert_array_equal(np.asarray(Image.open(grid)), np.asarray(Image.open(expected)))
+
+
+def test_write_samples_draws_with_the_configs_sampler_on_exact_scores(tmp_path):
+    """Exact toy scores put the samples on the modes, so each sampler's picture is its own."""
+    config = _toy("sampling.num_samples=400")
+    model = analytic.paper_toy_mixture(config.noise.sigmas())
+    pictures = {}
+    for overrides in (["sampling.sampler=annealed_langevin"], ["sampling.sampler=probability_flow", "sampling.order=1"],
+                      ["sampling.sampler=predictor_corrector", "sampling.corrector_steps=0"]):  # fmt: skip
+        chosen = configs.apply_overrides(config, overrides)
+        path = trainer.write_samples(chosen, model, str(tmp_path / f"{chosen.sampling.sampler}.png"))
+        pictures[chosen.sampling.sampler] = np.asarray(Image.open(path))
+        assert pictures[chosen.sampling.sampler].min() < 128  # dense spots: samples inside the picture
+    names = list(pictures)
+    for first in range(len(names)):
+        for second in range(first + 1, len(names)):
+            assert not np.array_equal(pictures[names[first]], pictures[names[second]]), (names[first], names[second])
+
+
+def test_a_bad_sampler_setting_fails_before_anything_is_written(tmp_path):
+    config = _toy("training.steps=2")
+    bad = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, sampler="probability_flow", order=3))
+    with pytest.raises(configs.ConfigError, match=r"sampling.order must be 1 \(Euler\) or 2 \(Heun\), got 3"):
+        trainer.train(bad, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

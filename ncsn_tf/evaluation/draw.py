@@ -10,36 +10,73 @@ from typing import Any
 
 import numpy as np
 
+from ncsn_tf.configs import SamplingConfig, override_sampling
 from ncsn_tf.evaluation.generator import EvaluationError, Generator
 
 DEFAULT_BATCH_SIZE = 250  # samples per sampler call
+# What a run may change: the sampler and its settings (`SamplingConfig` fields), each None = the model's default.
+SAMPLER_OVERRIDES = ("sampler", "steps_per_level", "epsilon", "final_denoise", "corrector_steps", "snr", "order")
+# The settings of each sampler that evaluation.json records, under the names the evaluate CLI uses.
+_RECORDED = {
+    "annealed_langevin": {"steps_per_level": "steps_per_level", "epsilon": "epsilon", "final_denoise": "denoise",
+                          "convention": "convention"},  # fmt: skip
+    "predictor_corrector": {"corrector_steps": "corrector_steps", "snr": "snr"},
+    "probability_flow": {"order": "order"},
+}
 
 
-def sampler_settings(
-    generator: Generator,
-    *,
-    steps_per_level: int | None = None,
-    epsilon: float | None = None,
-    denoise: bool | None = None,
-) -> dict[str, Any]:
-    """The settings a run samples with: each value given, else the generator's defaults.
+def sampler_settings(generator: Generator, **overrides: Any) -> SamplingConfig:
+    """The settings a run samples with: each value given, else the generator's defaults; checked.
 
     Args:
         generator: the model; its `sampler_defaults` fill what is None.
-        steps_per_level, epsilon, denoise: overrides (None = the default).
+        **overrides: `SAMPLER_OVERRIDES` names (sampler, steps_per_level, epsilon,
+            final_denoise, corrector_steps, snr, order); None = the default.
 
     Returns:
-        {"steps_per_level", "epsilon", "denoise", "convention", "defaults_from"}: what
-        evaluation.json records.
+        The `SamplingConfig` to sample with (`sampler_record` says what evaluation.json keeps).
+
+    Raises:
+        ConfigError: an unknown sampler, a bad setting or one of another sampler
+            (one line, `configs.override_sampling`).
+        EvaluationError: a sampler the model does not have (an export: those of its manifest),
+            or settings it refuses.
     """
-    defaults = generator.sampler_defaults
-    return {
-        "steps_per_level": defaults.steps_per_level if steps_per_level is None else int(steps_per_level),
-        "epsilon": defaults.epsilon if epsilon is None else float(epsilon),
-        "denoise": defaults.final_denoise if denoise is None else bool(denoise),
-        "convention": defaults.convention,
-        "defaults_from": generator.defaults_from,
-    }
+    unknown = sorted(set(overrides) - set(SAMPLER_OVERRIDES))
+    if unknown:
+        raise EvaluationError(f"unknown sampler setting {unknown[0]!r}; use one of {', '.join(SAMPLER_OVERRIDES)}")
+    settings = override_sampling(generator.sampler_defaults, len(generator.sigmas), **overrides)
+    if settings.sampler not in generator.samplers:
+        todo = (
+            "re-export it with an exporter that writes that sampler, or evaluate its training workdir"
+            if generator.is_export
+            else "choose one of those"
+        )
+        raise EvaluationError(
+            f"{generator.label} has no {settings.sampler} sampler; it has {', '.join(generator.samplers)}: {todo}"
+        )
+    generator.network_calls(settings)  # the model's own checks (an export's ranges), before any sampling
+    return settings
+
+
+def sampler_record(generator: Generator, settings: SamplingConfig) -> dict[str, Any]:
+    """What evaluation.json records of a run's sampler: its name, its own settings, network calls.
+
+    Args:
+        generator: the model (its ladder, and where its defaults came from).
+        settings: from `sampler_settings`.
+
+    Returns:
+        {"sampler", that sampler's settings (annealed Langevin: steps_per_level, epsilon,
+        denoise, convention; predictor-corrector: corrector_steps, snr; probability flow:
+        order), "network_calls" (per image), "defaults_from"}.
+    """
+    record: dict[str, Any] = {"sampler": settings.sampler}
+    for field, key in _RECORDED[settings.sampler].items():
+        record[key] = getattr(settings, field)
+    record["network_calls"] = generator.network_calls(settings)
+    record["defaults_from"] = generator.defaults_from
+    return record
 
 
 def draw_samples(
@@ -48,10 +85,9 @@ def draw_samples(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
-    steps_per_level: int | None = None,
-    epsilon: float | None = None,
-    denoise: bool | None = None,
+    settings: SamplingConfig | None = None,
     progress: bool = True,
+    **overrides: Any,
 ) -> np.ndarray:
     """Seeded samples in batches: sample b uses seed `seed + b` (independent of batch_size).
 
@@ -60,19 +96,25 @@ def draw_samples(
         num_samples: N.
         batch_size: samples per sampler call.
         seed: seed of the first sample.
-        steps_per_level, epsilon, denoise: sampler settings; None = the generator's
-            defaults (`sampler_settings`).
+        settings: the sampler settings (from `sampler_settings`); None = the generator's
+            defaults with `overrides`.
         progress: show a tqdm progress bar.
+        **overrides: as `sampler_settings` (only without `settings`).
 
     Returns:
         [N, *shape] float32 samples (not clipped).
 
     Raises:
-        EvaluationError: N or the batch size is not positive, or the seeds leave int32.
+        EvaluationError: N or the batch size is not positive, the seeds leave int32, or
+            as `sampler_settings`.
+        ConfigError: a bad sampler setting.
     """
     from tqdm import tqdm
 
-    settings = sampler_settings(generator, steps_per_level=steps_per_level, epsilon=epsilon, denoise=denoise)
+    if settings is None:
+        settings = sampler_settings(generator, **overrides)
+    elif overrides:
+        raise EvaluationError("pass either settings or single sampler overrides, not both")
     if num_samples < 1 or batch_size < 1:
         raise EvaluationError(f"num_samples and batch_size must be positive, got {num_samples} and {batch_size}")
     if seed < 0 or seed + num_samples + batch_size > 2**31:
@@ -85,7 +127,7 @@ def draw_samples(
         for start in range(0, num_samples, batch_size):
             seeds = np.arange(seed + start, seed + start + batch_size, dtype=np.int32)  # [b]
             wanted = min(batch_size, num_samples - start)
-            images = generator.sample(seeds, settings["steps_per_level"], settings["epsilon"], settings["denoise"])
+            images = generator.sample(seeds, settings)
             batches.append(images[:wanted])  # [wanted, *shape]
             bar.update(wanted)
     return np.concatenate(batches).astype(np.float32)  # [N, *shape]

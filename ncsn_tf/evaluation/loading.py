@@ -1,10 +1,14 @@
 """A training workdir, a checkpoint or an export folder, loaded into a `Generator`.
 
-`export_generator` is the one place in `ncsn_tf` that reads an export folder (its
-`manifest.json`, ONNX Runtime sessions, the SavedModel). The export's sampler
-defaults are the manifest's `sampler` block (what `python -m export RUN
---steps-per-level T` writes); its `config` block is provenance only (the data set
-and held-out data), never the sampler (docs/export.md, "The manifest").
+Exports are read through `export_format`, the one reader of the export folder
+(docs/export.md): `export_format.load` locates the files, validates the manifest,
+passes every model file through the safety gate and opens ONNX Runtime or the
+SavedModel; its `ExportedSampler` checks every input. Nothing here parses a
+manifest or opens a session itself. The export's samplers are those of its
+manifest's sampler block (`manifest.sampler.settings`) and their defaults are that
+block's (what `python -m export RUN --steps-per-level T` writes); the manifest's
+`config` is provenance only: it gives the data set and held-out data, never a
+sampler setting.
 """
 
 from __future__ import annotations
@@ -16,27 +20,35 @@ from typing import Any
 
 import numpy as np
 
+import export_format
+from export_format import layout
+from ncsn_tf import configs
+from ncsn_tf.configs import SamplingConfig
 from ncsn_tf.evaluation.generator import EvaluationError, Generator, generator_from_model
 
-MANIFEST_FILE = "manifest.json"
-MANIFEST_FORMAT = "ncsn-tf-export"
-MANIFEST_MAX_BYTES = 4 * 1024 * 1024  # a manifest is a few kB; anything far larger is not one
-RUNTIMES = ("auto", "onnx", "savedmodel")
-_SAMPLER_KEYS = {"steps_per_level": int, "epsilon": float, "denoise": bool, "convention": str}
+AUTO = "auto"  # ONNX Runtime when the export has its ONNX files, else TensorFlow
+RUNTIMES = (AUTO, *layout.RUNTIMES)  # "onnxruntime", "tensorflow": the names the app uses too
+# The names `evaluate --runtime` took before export_format; still accepted.
+RUNTIME_ALIASES = {"onnx": "onnxruntime", "savedmodel": "tensorflow"}
+# Export setting name -> `SamplingConfig` field, where the two differ (the others share names).
+_CONFIG_FIELD = {"denoise": "final_denoise"}
 
 
 def is_export(path: str | os.PathLike[str]) -> bool:
-    """Whether `path` is an export folder (it holds manifest.json)."""
-    return (Path(path) / MANIFEST_FILE).is_file()
+    """Whether `path` is an export: a folder with manifest.json, that manifest.json, or an exported .onnx file."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / layout.MANIFEST_FILE).is_file()
+    return path.is_file() and (path.name == layout.MANIFEST_FILE or path.suffix.lower() == ".onnx")
 
 
-def open_generator(path: str | os.PathLike[str], runtime: str = "auto", use_ema: bool = True) -> Generator:
-    """Load a workdir, a checkpoint prefix or an export folder.
+def open_generator(path: str | os.PathLike[str], runtime: str = AUTO, use_ema: bool = True) -> Generator:
+    """Load a workdir, a checkpoint prefix or an export.
 
     Args:
-        path: training workdir, `WORKDIR/checkpoints/ckpt-N`, or export folder (has manifest.json).
-        runtime: for exports, "onnx" (ONNX Runtime), "savedmodel" (TensorFlow) or "auto"
-            (ONNX Runtime when the export has ONNX files, else TensorFlow).
+        path: training workdir, `WORKDIR/checkpoints/ckpt-N`, or an export (`is_export`).
+        runtime: for exports, "onnxruntime", "tensorflow" or "auto" (ONNX Runtime when
+            the export has ONNX files, else TensorFlow); "onnx" / "savedmodel" are aliases.
         use_ema: for checkpoints, use the EMA weights when present.
 
     Returns:
@@ -53,134 +65,115 @@ def open_generator(path: str | os.PathLike[str], runtime: str = "auto", use_ema:
     return generator_from_model(model, config, os.fspath(path), step)
 
 
-def _sampler_value(sampler: dict[str, Any], key: str, source: Path) -> Any:
-    kind = _SAMPLER_KEYS[key]
-    value = sampler.get(key)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise EvaluationError(f"{source}: sampler.{key} should be {kind.__name__}, got {value!r}; re-export the model")
-    return value
+def resolve_runtime(runtime: str, available: list[str], source: Any) -> str:
+    """The runtime to open: `runtime` itself ("auto": ONNX Runtime when available, else TensorFlow).
 
-
-def _export_file(folder: Path, relative: Any, what: str) -> Path:
-    """`folder / relative`, refused unless it is a relative path to something inside the export folder."""
-    if not isinstance(relative, str) or not relative or os.path.isabs(relative):
-        raise EvaluationError(f"{folder / MANIFEST_FILE}: files entry for {what} is {relative!r}; re-export the model")
-    path = (folder / relative).resolve()
-    if not path.is_relative_to(folder.resolve()):
+    Raises:
+        EvaluationError: an unknown runtime name.
+    """
+    runtime = RUNTIME_ALIASES.get(runtime, runtime)
+    if runtime not in RUNTIMES:
         raise EvaluationError(
-            f"{folder / MANIFEST_FILE}: {what} points outside the export folder ({relative}); re-export the model"
+            f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)} (or the older names onnx, savedmodel)"
         )
-    if not path.exists():
-        raise EvaluationError(f"{folder / MANIFEST_FILE}: {what} ({relative}) is missing; re-export the model")
-    return path
+    if runtime == AUTO:  # a bfloat16 export has no ONNX files
+        return available[0] if available else layout.RUNTIMES[0]  # none: `load` says what is missing
+    return runtime
 
 
-def export_generator(path: str | os.PathLike[str], runtime: str = "auto", label: str | None = None) -> Generator:
-    """An export folder as a Generator, run by ONNX Runtime or TensorFlow (all export reading is here).
+def export_generator(path: str | os.PathLike[str], runtime: str = AUTO, label: str | None = None) -> Generator:
+    """An export as a Generator, run by `export_format.ExportedSampler` in ONNX Runtime or TensorFlow.
 
     Args:
-        path: the export folder (manifest.json + savedmodel/ + onnx/).
-        runtime: "onnx", "savedmodel" or "auto" (ONNX Runtime when the export has ONNX files).
+        path: the export folder (or its manifest.json, or one of its .onnx files).
+        runtime: "onnxruntime", "tensorflow" or "auto" (see `resolve_runtime`).
         label: name for tables; default the path.
 
     Returns:
-        A Generator whose `sampler_defaults` are the manifest's `sampler` block.
+        A Generator whose `samplers` are the manifest's (`manifest.sampler.settings`) and
+        whose `sampler_defaults` are the manifest's sampler block: its default sampler,
+        convention and each sampler's settings.
 
     Raises:
-        EvaluationError: the manifest is missing, malformed, or the asked runtime's files are absent.
+        EvaluationError: not an export, an invalid manifest, a file the safety gate
+            refuses, the asked runtime's files absent, or a config block that is not a
+            valid training config (one line each).
     """
-    from export_format import safe_json
-    from ncsn_tf import configs
-
-    folder = Path(path)
-    manifest_path = folder / MANIFEST_FILE
     try:
-        manifest = safe_json.load(manifest_path, max_bytes=MANIFEST_MAX_BYTES)
-    except FileNotFoundError:
-        raise EvaluationError(f"{manifest_path} does not exist; is {folder} an export folder?") from None
-    except safe_json.JsonLimitError as error:
-        raise EvaluationError(f"{error}; re-export the model") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise EvaluationError(f"{manifest_path} is not an ncsn-tf export manifest (format={found!r})")
-    try:
-        config = configs.from_dict(manifest.get("config"))
-        sigmas = np.asarray(manifest["sigmas"], np.float32)  # [L]
-    except (configs.ConfigError, KeyError, TypeError, ValueError) as error:
-        raise EvaluationError(f"{manifest_path}: bad config or sigmas ({error}); re-export the model") from None
-    sampler = manifest.get("sampler")
-    if not isinstance(sampler, dict):
-        raise EvaluationError(f"{manifest_path} has no 'sampler' block of defaults; re-export the model")
-    values = {key: _sampler_value(sampler, key, manifest_path) for key in _SAMPLER_KEYS}
-    defaults = dataclasses.replace(
-        config.sampling,
-        steps_per_level=values["steps_per_level"],
-        epsilon=values["epsilon"],
-        final_denoise=values["denoise"],
-        convention=values["convention"],
-    )
-    try:  # one set of ranges: the config's
-        configs.validate(dataclasses.replace(config, sampling=defaults))
+        files = export_format.locate(path)
+        runtime = resolve_runtime(runtime, files.runtimes(), path)
+        exported = export_format.load(files, runtime=runtime)  # the safety gate runs here
+    except export_format.ExportFormatError as error:
+        raise EvaluationError(str(error)) from None
+    manifest = exported.manifest
+    source = os.fspath(files.source)
+    try:  # provenance: the data set, its shape and held-out data; never the sampler
+        config = configs.from_dict(manifest.config)
     except configs.ConfigError as error:
-        raise EvaluationError(f"{manifest_path}: sampler block: {error}; re-export the model") from None
-    step = (manifest.get("checkpoint") or {}).get("step")
-    files = manifest.get("files") or {}
-    onnx_files = files.get("onnx") or {}
-    if runtime == "auto":  # ONNX Runtime where the export has ONNX files (a bfloat16 export has none)
-        runtime = "onnx" if onnx_files else "savedmodel"
-    if runtime == "onnx":
-        import onnxruntime as ort
+        raise EvaluationError(f"{source}: manifest config block: {error}; re-export the model") from None
+    defaults = _sampling_defaults(manifest.sampler)
+    sigmas = np.asarray(manifest.sigmas, np.float32)  # [L]
+    try:
+        configs.check_sampling(defaults, len(sigmas))
+    except configs.ConfigError as error:
+        raise EvaluationError(f"{source}: manifest sampler block: {error}; re-export the model") from None
+    config = dataclasses.replace(config, sampling=dataclasses.replace(defaults, num_samples=config.sampling.num_samples))
 
-        endpoints = ("sample", "score")
-        for endpoint in endpoints:
-            if endpoint not in onnx_files:
+    def overrides(sampling: SamplingConfig) -> dict[str, Any]:
+        """The export's own settings of `sampling.sampler` from a SamplingConfig; refuses the others changed."""
+        names = list(manifest.sampler.defaults(sampling.sampler).values())
+        own = {_CONFIG_FIELD.get(name, name) for name in names}
+        for field in configs.SAMPLER_FIELDS.get(sampling.sampler, ()):
+            if field not in own and field != "convention" and getattr(sampling, field) != getattr(defaults, field):
                 raise EvaluationError(
-                    f"export {folder} has no ONNX {endpoint!r} endpoint; re-export or use --runtime savedmodel"
+                    f"{source}: this export's {sampling.sampler} has no setting {field} (it has "
+                    f"{', '.join(names) or 'none'}); leave it out or evaluate the training workdir"
                 )
-        model_files = {
-            endpoint: _export_file(folder, onnx_files[endpoint], f"ONNX {endpoint!r}") for endpoint in endpoints
-        }
-        sessions = {
-            endpoint: ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
-            for endpoint, model_file in model_files.items()
-        }
-
-        def sample(seeds: np.ndarray, steps_per_level: int, epsilon: float, denoise: bool) -> np.ndarray:
-            feeds = {
-                "seeds": seeds.astype(np.int32),  # [B]
-                "steps_per_level": np.asarray(steps_per_level, np.int32),
-                "epsilon": np.asarray(epsilon, np.float32),
-                "denoise": np.asarray(denoise, np.bool_),
-            }
-            return sessions["sample"].run(["images"], feeds)[0]  # [B, *shape]
-
-        def score(noisy: np.ndarray, sigma_indices: np.ndarray) -> np.ndarray:
-            return sessions["score"].run(["scores"], {"images": noisy, "sigma_indices": sigma_indices})[0]
-
-    elif runtime == "savedmodel":
-        import tensorflow as tf
-
-        saved_model = _export_file(folder, files.get("savedmodel", "savedmodel"), "the SavedModel")
-        signatures = tf.saved_model.load(str(saved_model)).signatures
-
-        def sample(seeds: np.ndarray, steps_per_level: int, epsilon: float, denoise: bool) -> np.ndarray:
-            out = signatures["sample"](
-                seeds=tf.constant(seeds, tf.int32),  # [B]
-                steps_per_level=tf.constant(steps_per_level, tf.int32),
-                epsilon=tf.constant(epsilon, tf.float32),
-                denoise=tf.constant(denoise, tf.bool),
+        if sampling.convention != manifest.sampler.convention and sampling.sampler == "annealed_langevin":
+            raise EvaluationError(
+                f"{source}: the Langevin convention is fixed at export ({manifest.sampler.convention!r}); "
+                "re-export the model to change it"
             )
-            return out["images"].numpy()  # [B, *shape]
+        values = {name: getattr(sampling, _CONFIG_FIELD.get(name, name)) for name in names
+                  if hasattr(sampling, _CONFIG_FIELD.get(name, name))}  # fmt: skip  # others: the export's default
+        return {"sampler": sampling.sampler, **values}
 
-        def score(noisy: np.ndarray, sigma_indices: np.ndarray) -> np.ndarray:
-            out = signatures["score"](images=tf.constant(noisy), sigma_indices=tf.constant(sigma_indices))
-            return out["scores"].numpy()  # [B, *shape]
+    def network_calls(sampling: SamplingConfig) -> int:
+        try:
+            return exported.settings(**overrides(sampling)).network_calls(len(sigmas))
+        except export_format.ExportFormatError as error:
+            raise EvaluationError(f"{source}: {error}") from None
 
-    else:
-        raise EvaluationError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+    def sample(seeds: np.ndarray, sampling: SamplingConfig) -> np.ndarray:
+        try:
+            return exported.sample(seeds, **overrides(sampling))  # [B, *shape], not clipped
+        except export_format.ExportFormatError as error:  # DivergedError: non-finite samples
+            raise EvaluationError(f"{source}: {error}") from None
+
+    def score(noisy: np.ndarray, sigma_indices: np.ndarray) -> np.ndarray:
+        return exported.score(noisy, sigma_indices)  # [B, *shape]
+
     return Generator(
-        label if label is not None else os.fspath(path), runtime, config, step, sigmas, defaults,
-        f"{MANIFEST_FILE} sampler", _sample=sample, _score=score,
+        label if label is not None else os.fspath(path), runtime, config, manifest.checkpoint_step, sigmas, defaults,
+        f"{layout.MANIFEST_FILE} sampler", _sample=sample, _score=score, samplers=tuple(manifest.sampler.settings),
+        _network_calls=network_calls,
     )  # fmt: skip
+
+
+def _sampling_defaults(block: Any) -> SamplingConfig:
+    """A `SamplingConfig` of the manifest's sampler block (`export_format.SamplerBlock`).
+
+    The default sampler, the fixed convention and each exported sampler's settings; the
+    settings of samplers the export lacks keep `SamplingConfig`'s defaults (they cannot
+    run: `Generator.samplers` says which can).
+    """
+    fields = {field.name for field in dataclasses.fields(SamplingConfig)}
+    values: dict[str, Any] = {"convention": block.convention}
+    for name in block.settings:
+        for setting, value in block.defaults(name).values().items():
+            field = _CONFIG_FIELD.get(setting, setting)
+            if field in fields and value is not None:
+                values[field] = value
+    if block.default in configs.SAMPLERS:
+        values["sampler"] = block.default
+    return dataclasses.replace(SamplingConfig(), **values)

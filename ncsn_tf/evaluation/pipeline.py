@@ -32,15 +32,27 @@ class EvaluationOptions:
     num_samples: int | None = None  # None = per dataset (`dataset_metrics.default_num_samples`)
     batch_size: int = draw.DEFAULT_BATCH_SIZE
     seed: int = 0
-    steps_per_level: int | None = None  # None = the model's sampler defaults
+    # The sampler and its settings; None = the model's defaults (`draw.sampler_settings`).
+    sampler: str | None = None
+    steps_per_level: int | None = None
     epsilon: float | None = None
     denoise: bool | None = None
+    corrector_steps: int | None = None
+    snr: float | None = None
+    order: int | None = None
     samples: bool = True  # False: only the held-out loss
     save_samples: bool = False  # also write samples.npz (the raw, unclipped samples)
     inception_weights: str | None = None  # a file; None = the Keras cache
     cache_dir: str | None = None
     held_out_count: int = objective.HELD_OUT_COUNT
     progress: bool = True
+
+    def sampler_overrides(self) -> dict[str, Any]:
+        """The sampler fields as `draw.sampler_settings` keyword arguments (None = the model's default)."""
+        return {
+            "sampler": self.sampler, "steps_per_level": self.steps_per_level, "epsilon": self.epsilon,
+            "final_denoise": self.denoise, "corrector_steps": self.corrector_steps, "snr": self.snr, "order": self.order,
+        }  # fmt: skip
 
 
 def evaluate_generator(
@@ -57,7 +69,9 @@ def evaluate_generator(
         (result dict, as in evaluation.json; per-example held-out losses [L, N]).
 
     Raises:
-        EvaluationError: samples are NaN/inf, or no held-out data.
+        EvaluationError: samples are NaN/inf, no held-out data, or a sampler the model
+            does not have (an export: those its manifest lists).
+        ConfigError: a bad sampler setting (checked before sampling).
         MetricsError: Inception weights are needed and missing (checked before sampling).
     """
     from ncsn_tf.figures import save_samples_picture
@@ -76,21 +90,13 @@ def evaluate_generator(
             # Fail before hours of sampling when Inception is not available offline.
             metrics.resolve_inception_weights(options.inception_weights)
         num_samples = options.num_samples or dataset_metrics.default_num_samples(generator.dataset)
-        settings = draw.sampler_settings(
-            generator, steps_per_level=options.steps_per_level, epsilon=options.epsilon, denoise=options.denoise
-        )
+        settings = draw.sampler_settings(generator, **options.sampler_overrides())
         started = time.perf_counter()
         samples = draw.draw_samples(
-            generator,
-            num_samples,
-            batch_size=options.batch_size,
-            seed=options.seed,
-            steps_per_level=settings["steps_per_level"],
-            epsilon=settings["epsilon"],
-            denoise=settings["denoise"],
+            generator, num_samples, batch_size=options.batch_size, seed=options.seed, settings=settings,
             progress=options.progress,
-        )  # [N, *shape]
-        result["sampler"] = {"num_samples": num_samples, "seed": options.seed, **settings}
+        )  # fmt: skip  # [N, *shape]
+        result["sampler"] = {"num_samples": num_samples, "seed": options.seed, **draw.sampler_record(generator, settings)}
         result["sampler"]["seconds"] = time.perf_counter() - started
         finite = np.all(np.isfinite(samples.reshape(len(samples), -1)), axis=1)  # [N]
         result["non_finite_samples"] = int(np.sum(~finite))

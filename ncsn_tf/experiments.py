@@ -282,6 +282,8 @@ def run_inpainting(
     sigmas = config.noise.sigmas()
     sampling = configs.override_sampling(config.sampling, len(sigmas), inpainting=True, **sampler)
     test_images, test_labels = digits_arrays("test")  # [360, 8, 8, 1] in [0, 1], [360]
+    if not 1 <= count <= len(test_images):
+        raise EvaluationError(f"--count must be in [1, {len(test_images)}] (the held-out digits), got {count}")
     # Stratified split: the first `count` images hold every digit.
     known_images, labels = test_images[:count], test_labels[:count]
     classifier = digits_classifier.load_digits_classifier(cache_dir)

@@ -125,6 +125,14 @@ def test_inpainting_refuses_resampling_for_annealed_langevin_in_one_line(tmp_pat
     assert "resample_steps is a setting of predictor_corrector, not of annealed_langevin" in error and "\n" not in error
 
 
+@pytest.mark.parametrize("count", ["0", "361"])
+def test_inpainting_count_beyond_the_held_out_digits_is_one_line(tmp_path, capsys, count):
+    run = _tiny_digits_workdir(tmp_path / "run")
+    assert experiments.main(["inpaint", run, "--out", str(tmp_path / "out"), "--count", count]) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"--count must be in [1, 360] (the held-out digits), got {count}" in error and "\n" not in error
+
+
 @pytest.mark.slow  # ~40 s of CPU: five samplers traced, the digits classifier, two figures
 def test_sampler_comparison_on_a_tiny_model_writes_table_plot_samples_and_json(tmp_path, capsys, monkeypatch):
     from ncsn_tf import sampler_comparison
